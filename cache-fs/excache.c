@@ -1,0 +1,808 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * The exclusive cache (excache.h).
+ *
+ * DOC: slot states
+ *
+ *   FREE  --write miss, whole block-->  DIRTY
+ *   FREE  --write miss, partial---->  FILL --storage read done, merged--> DIRTY
+ *   DIRTY --write-back started------>  WB   --done--> CLEAN (or FREE if evict)
+ *   CLEAN --write------------------->  DIRTY
+ *   CLEAN --read hit / LRU victim--->  FREE
+ *   DIRTY --read hit---------------->  WB with evict set (freed when written)
+ *   any but FILL/WB --discard------->  FREE (no write)
+ *
+ * FILL and WB slots are busy: their buffer is being filled by or written
+ * from storage, so nobody may change it.  Writers, discards and readers of a
+ * FILL slot wait on `cond` until it leaves that state; readers of a WB slot
+ * may copy it (its contents are final) and set evict so the slot leaves the
+ * cache when the write completes.  A failed write-back puts the slot back to
+ * DIRTY with `failed` set: the data is never dropped; the error is kept in
+ * the volume and returned by the next flush (fsync), and the LRU walk stops
+ * retrying that slot until a flush does.
+ *
+ * Eviction.  A non-busy cached slot is on one of two LRU lists: dirty or
+ * clean (head = most recent).  Write-back runs ahead of need: whenever free,
+ * clean and in-flight blocks together fall below a low mark, the oldest dirty
+ * blocks are written back (gathered with their dirty neighbours, same volume,
+ * consecutive blocks, up to WB_MAX, into one vectored write) and join the
+ * clean list when written.  A writer needing a slot takes a free one, else
+ * the oldest clean one, in O(1); it waits only when storage lags behind.
+ * Blocks thus leave in the order they were last written (LRU), except that a
+ * block cleaned early by fsync joins the clean list at that moment.
+ * Busy slots (FILL, WB) and dirty slots whose write-back failed are on no
+ * LRU list; every dirty slot is also on its volume's dirty list (for fsync).
+ *
+ * Locking: one mutex for all slots, lists and volumes' cache fields.  It is
+ * never held across storage I/O: write-backs are collected on a pending list
+ * under the lock and submitted after it is dropped.  Counters are atomics.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "excache.h"
+#include "hecache/format.h"
+#include "log.h"
+
+#define NIL UINT32_MAX
+#define WB_MAX 64		/* blocks in one write-back I/O */
+#define NWBIO 64		/* write-back I/Os in flight at most */
+#define MAX_VOLS 4096
+
+enum { S_FREE, S_FILL, S_CLEAN, S_DIRTY, S_WB };
+
+struct slot {
+	uint64_t blk;
+	uint32_t vol;
+	uint32_t hnext;		/* hash chain */
+	uint32_t prev, next;	/* LRU list, or free list (next) */
+	uint32_t dprev, dnext;	/* the volume's dirty list */
+	uint8_t state;
+	uint8_t evict;		/* WB: free the slot when written */
+	uint8_t failed;		/* DIRTY: last write-back failed; on no LRU list */
+};
+
+struct lru {
+	uint32_t head, tail;
+};
+
+struct wbio {
+	struct hc_io io;
+	struct hc_cache *c;
+	struct hc_cvol *v;
+	struct hc_cache_group *grp;
+	struct wbio *next;	/* free list or pending list */
+	unsigned n;
+	uint32_t slot[WB_MAX];
+	struct iovec iov[WB_MAX];
+};
+
+struct hc_cache {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;	/* a slot left FILL/WB, a slot or wbio was freed */
+	struct hc_ioeng *eng;
+	uint32_t nslots;
+	uint32_t lowmark;	/* keep free+clean+writing at least this */
+	struct slot *slots;	/* lock */
+	uint8_t *data;
+	size_t data_len;
+	uint32_t *bucket;	/* lock */
+	uint32_t hmask;
+	uint32_t free_head;	/* lock */
+	struct lru dirty_lru;	/* lock */
+	struct lru clean_lru;	/* lock */
+	uint32_t nfree, nclean, nfill, nwriting;	/* lock; slot counts */
+	struct hc_cvol *vols[MAX_VOLS];	/* lock */
+	struct wbio *wbios;
+	struct wbio *wb_free;	/* lock */
+	int last_wb_err;	/* lock */
+	struct hc_cstats total;	/* atomics */
+};
+
+#define STAT_ADD(c, v, f, n)                                                 \
+	do {                                                                 \
+		__atomic_fetch_add(&(v)->dstats->f, (n), __ATOMIC_RELAXED);  \
+		__atomic_fetch_add(&(c)->total.f, (n), __ATOMIC_RELAXED);    \
+	} while (0)
+
+static inline void *slot_data(struct hc_cache *c, uint32_t i)
+{
+	return c->data + (size_t)i * HC_BLOCK_SIZE;
+}
+
+static inline uint32_t hash(const struct hc_cache *c, uint32_t vol, uint64_t blk)
+{
+	uint64_t h = (blk ^ ((uint64_t)vol << 40)) * 0x9E3779B97F4A7C15ull;
+	h ^= h >> 29;
+	return (uint32_t)h & c->hmask;
+}
+
+static uint32_t find(struct hc_cache *c, uint32_t vol, uint64_t blk)
+{
+	uint32_t i = c->bucket[hash(c, vol, blk)];
+	while (i != NIL && (c->slots[i].blk != blk || c->slots[i].vol != vol))
+		i = c->slots[i].hnext;
+	return i;
+}
+
+static void hash_insert(struct hc_cache *c, uint32_t i)
+{
+	uint32_t *b = &c->bucket[hash(c, c->slots[i].vol, c->slots[i].blk)];
+	c->slots[i].hnext = *b;
+	*b = i;
+}
+
+static void hash_remove(struct hc_cache *c, uint32_t i)
+{
+	uint32_t *p = &c->bucket[hash(c, c->slots[i].vol, c->slots[i].blk)];
+	while (*p != i)
+		p = &c->slots[*p].hnext;
+	*p = c->slots[i].hnext;
+}
+
+static void lru_push(struct hc_cache *c, struct lru *l, uint32_t i)
+{
+	struct slot *s = &c->slots[i];
+	s->prev = NIL;
+	s->next = l->head;
+	if (l->head != NIL)
+		c->slots[l->head].prev = i;
+	else
+		l->tail = i;
+	l->head = i;
+}
+
+static void lru_del(struct hc_cache *c, struct lru *l, uint32_t i)
+{
+	struct slot *s = &c->slots[i];
+	if (s->prev != NIL)
+		c->slots[s->prev].next = s->next;
+	else
+		l->head = s->next;
+	if (s->next != NIL)
+		c->slots[s->next].prev = s->prev;
+	else
+		l->tail = s->prev;
+}
+
+static void dirty_add(struct hc_cache *c, struct hc_cvol *v, uint32_t i)
+{
+	struct slot *s = &c->slots[i];
+	s->dprev = NIL;
+	s->dnext = v->dirty_head;
+	if (v->dirty_head != NIL)
+		c->slots[v->dirty_head].dprev = i;
+	v->dirty_head = i;
+	v->ndirty++;
+}
+
+static void dirty_remove(struct hc_cache *c, struct hc_cvol *v, uint32_t i)
+{
+	struct slot *s = &c->slots[i];
+	if (s->dprev != NIL)
+		c->slots[s->dprev].dnext = s->dnext;
+	else
+		v->dirty_head = s->dnext;
+	if (s->dnext != NIL)
+		c->slots[s->dnext].dprev = s->dprev;
+	v->ndirty--;
+}
+
+/* Unlinks a non-busy cached slot from its lists (state unchanged). */
+static void unlink_lists(struct hc_cache *c, struct hc_cvol *v, uint32_t i)
+{
+	struct slot *s = &c->slots[i];
+	if (s->state == S_CLEAN) {
+		lru_del(c, &c->clean_lru, i);
+		c->nclean--;
+	} else if (s->state == S_DIRTY) {
+		if (!s->failed)
+			lru_del(c, &c->dirty_lru, i);
+		dirty_remove(c, v, i);
+	}
+}
+
+/* Makes cached slot i DIRTY and most recent (it was CLEAN, DIRTY or FILL). */
+static void make_dirty(struct hc_cache *c, struct hc_cvol *v, uint32_t i)
+{
+	struct slot *s = &c->slots[i];
+	if (s->state == S_DIRTY && !s->failed) {
+		lru_del(c, &c->dirty_lru, i);
+	} else if (s->state != S_DIRTY) {
+		if (s->state == S_CLEAN) {
+			lru_del(c, &c->clean_lru, i);
+			c->nclean--;
+		} else {
+			c->nfill--;
+		}
+		dirty_add(c, v, i);
+		STAT_ADD(c, v, dirty, 1);
+	}
+	s->state = S_DIRTY;
+	s->failed = 0;
+	lru_push(c, &c->dirty_lru, i);
+}
+
+static void free_slot(struct hc_cache *c, struct hc_cvol *v, uint32_t i)
+{
+	struct slot *s = &c->slots[i];
+	hash_remove(c, i);
+	s->state = S_FREE;
+	s->next = c->free_head;
+	c->free_head = i;
+	c->nfree++;
+	STAT_ADD(c, v, cached, -1);
+}
+
+/* Takes a cached, non-busy slot out of the cache (no write). */
+static void take_out(struct hc_cache *c, struct hc_cvol *v, uint32_t i)
+{
+	if (c->slots[i].state == S_DIRTY)
+		STAT_ADD(c, v, dirty, -1);
+	unlink_lists(c, v, i);
+	free_slot(c, v, i);
+}
+
+/*
+ * Starts the write-back of dirty slot i and of its dirty neighbours, onto
+ * *pend (submitted by the caller after unlocking).  Returns 0, or -EAGAIN
+ * when every write-back I/O is in use.
+ */
+static int start_wb(struct hc_cache *c, uint32_t i, int evict, struct hc_cache_group *grp,
+		    struct wbio **pend)
+{
+	struct wbio *w = c->wb_free;
+	if (!w)
+		return -EAGAIN;
+	c->wb_free = w->next;
+	struct slot *s = &c->slots[i];
+	struct hc_cvol *v = c->vols[s->vol];
+	uint64_t b0 = s->blk;
+	while (b0 > 0 && s->blk - b0 < WB_MAX / 2) {
+		uint32_t j = find(c, s->vol, b0 - 1);
+		if (j == NIL || c->slots[j].state != S_DIRTY)
+			break;
+		b0--;
+	}
+	unsigned n = 0;
+	for (uint64_t b = b0; n < WB_MAX; b++) {
+		uint32_t j = b == s->blk ? i : find(c, s->vol, b);
+		if (j == NIL || c->slots[j].state != S_DIRTY)
+			break;
+		struct slot *t = &c->slots[j];
+		unlink_lists(c, v, j);
+		t->state = S_WB;
+		t->evict = j == i ? (uint8_t)evict : 0;
+		t->failed = 0;
+		w->slot[n] = j;
+		w->iov[n].iov_base = slot_data(c, j);
+		w->iov[n].iov_len = HC_BLOCK_SIZE;
+		n++;
+	}
+	v->nwb += n;
+	c->nwriting += n;
+	w->v = v;
+	w->n = n;
+	w->grp = grp;
+	if (grp)
+		hc_cache_group_get(grp);
+	w->io.op = HC_IO_WRITE;
+	w->io.fd = v->fd;
+	w->io.off = b0 * HC_BLOCK_SIZE;
+	w->io.iov = w->iov;
+	w->io.iovcnt = (int)n;
+	w->next = *pend;
+	*pend = w;
+	return 0;
+}
+
+/* Writes back the oldest dirty blocks while too few are free or clean. */
+static void write_ahead(struct hc_cache *c, struct wbio **pend)
+{
+	while (c->nfree + c->nclean + c->nwriting < c->lowmark && c->dirty_lru.tail != NIL &&
+	       c->wb_free)
+		start_wb(c, c->dirty_lru.tail, 0, NULL, pend);
+}
+
+static void wb_done(struct hc_io *io);
+
+static void submit_pending(struct hc_cache *c, struct wbio *pend)
+{
+	while (pend) {
+		struct wbio *w = pend;
+		pend = w->next;
+		w->io.done = wb_done;
+		w->io.priv = w;
+		int err = hc_ioeng_submit(c->eng, &w->io);
+		if (err) {
+			w->io.res = err;
+			wb_done(&w->io);
+		}
+	}
+}
+
+static void wb_done(struct hc_io *io)
+{
+	struct wbio *w = io->priv;
+	struct hc_cache *c = w->c;
+	struct hc_cvol *v = w->v;
+	int err = io->res < 0 ? (int)io->res : 0;
+	struct hc_cache_group *grp = w->grp;
+
+	pthread_mutex_lock(&c->lock);
+	for (unsigned k = 0; k < w->n; k++) {
+		uint32_t j = w->slot[k];
+		struct slot *s = &c->slots[j];
+		if (err) {
+			/* Keep the data; fsync reports the error and retries. */
+			s->state = S_DIRTY;
+			s->failed = 1;
+			s->evict = 0;
+			dirty_add(c, v, j);
+		} else if (s->evict) {
+			STAT_ADD(c, v, dirty, -1);
+			free_slot(c, v, j);
+		} else {
+			STAT_ADD(c, v, dirty, -1);
+			s->state = S_CLEAN;
+			lru_push(c, &c->clean_lru, j);
+			c->nclean++;
+		}
+	}
+	v->nwb -= w->n;
+	c->nwriting -= w->n;
+	if (err) {
+		if (!v->wb_err)
+			v->wb_err = err;
+		c->last_wb_err = err;
+	}
+	w->next = c->wb_free;
+	c->wb_free = w;
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+
+	if (err) {
+		hc_log_ratelimited(LOG_ERR, "write-back of %u blocks at offset %llu failed: %s",
+				   w->n, (unsigned long long)io->off, strerror(-err));
+	} else {
+		STAT_ADD(c, v, writebacks, w->n);
+		STAT_ADD(c, v, written_bytes, (uint64_t)w->n * HC_BLOCK_SIZE);
+	}
+	if (grp) {
+		int zero = 0;
+		if (err)
+			__atomic_compare_exchange_n(&grp->err, &zero, err, 0,
+						    __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+		hc_cache_group_put(grp);
+	}
+}
+
+/*
+ * Finds a slot for a new block: a free one, else the least recently written
+ * clean one.  Returns NIL when none is available now; then *pend may hold
+ * write-backs to submit, and *err is set when nothing can ever be freed
+ * (every cached block is dirty and failed to write back).
+ */
+static uint32_t alloc_slot(struct hc_cache *c, struct wbio **pend, int *err)
+{
+	*err = 0;
+	if (c->free_head == NIL && c->clean_lru.tail != NIL) {
+		uint32_t i = c->clean_lru.tail;
+		take_out(c, c->vols[c->slots[i].vol], i);
+	}
+	if (c->free_head != NIL) {
+		uint32_t i = c->free_head;
+		c->free_head = c->slots[i].next;
+		c->nfree--;
+		return i;
+	}
+	if (c->dirty_lru.tail != NIL && c->wb_free)
+		start_wb(c, c->dirty_lru.tail, 0, NULL, pend);
+	if (!*pend && !c->nwriting && !c->nfill)
+		*err = c->last_wb_err ? c->last_wb_err : -EIO;
+	return NIL;
+}
+
+/* Drops the lock, submits *pend, retakes the lock. */
+static void flush_pending(struct hc_cache *c, struct wbio **pend)
+{
+	struct wbio *p = *pend;
+	*pend = NULL;
+	pthread_mutex_unlock(&c->lock);
+	submit_pending(c, p);
+	pthread_mutex_lock(&c->lock);
+}
+
+/* Makes progress when blocked: submits what is pending, else waits. */
+static void wait_progress(struct hc_cache *c, struct wbio **pend)
+{
+	if (*pend)
+		flush_pending(c, pend);
+	else
+		pthread_cond_wait(&c->cond, &c->lock);
+}
+
+int hc_cache_create(uint64_t bytes, struct hc_ioeng *e, struct hc_cache **out)
+{
+	uint64_t n = bytes / HC_BLOCK_SIZE;
+	if (n < 16 || n >= NIL / 2)
+		return -EINVAL;
+	struct hc_cache *c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->eng = e;
+	c->nslots = (uint32_t)n;
+	uint32_t nb = 1;
+	while (nb < c->nslots)
+		nb <<= 1;
+	c->hmask = nb - 1;
+	c->slots = calloc(n, sizeof(*c->slots));
+	c->bucket = malloc(nb * sizeof(*c->bucket));
+	c->wbios = calloc(NWBIO, sizeof(*c->wbios));
+	c->data_len = (size_t)n * HC_BLOCK_SIZE;
+	c->data = mmap(NULL, c->data_len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (c->data == MAP_FAILED)
+		c->data = NULL;
+	if (!c->slots || !c->bucket || !c->wbios || !c->data) {
+		hc_cache_destroy(c);
+		return -ENOMEM;
+	}
+	/* The pool must never be paged out: the cache may hold swap. */
+	if (mlock(c->data, c->data_len) < 0)
+		hc_log(LOG_WARNING, "cannot lock the cache in memory: %s", strerror(errno));
+	memset(c->bucket, 0xff, nb * sizeof(*c->bucket));
+	for (uint32_t i = 0; i < c->nslots; i++)
+		c->slots[i].next = i + 1 < c->nslots ? i + 1 : NIL;
+	c->free_head = 0;
+	c->nfree = c->nslots;
+	c->dirty_lru.head = c->dirty_lru.tail = NIL;
+	c->clean_lru.head = c->clean_lru.tail = NIL;
+	c->lowmark = c->nslots / 16;
+	if (c->lowmark < 8)
+		c->lowmark = 8;
+	if (c->lowmark > 8192)
+		c->lowmark = 8192;
+	for (unsigned k = 0; k < NWBIO; k++) {
+		c->wbios[k].c = c;
+		c->wbios[k].next = c->wb_free;
+		c->wb_free = &c->wbios[k];
+	}
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->cond, NULL);
+	*out = c;
+	return 0;
+}
+
+void hc_cache_destroy(struct hc_cache *c)
+{
+	if (!c)
+		return;
+	if (c->data) {
+		munmap(c->data, c->data_len);
+		pthread_mutex_destroy(&c->lock);
+		pthread_cond_destroy(&c->cond);
+	}
+	free(c->wbios);
+	free(c->bucket);
+	free(c->slots);
+	free(c);
+}
+
+uint64_t hc_cache_blocks(const struct hc_cache *c)
+{
+	return c->nslots;
+}
+
+int hc_cache_register(struct hc_cache *c, struct hc_cvol *v)
+{
+	pthread_mutex_lock(&c->lock);
+	uint32_t id;
+	for (id = 0; id < MAX_VOLS && c->vols[id]; id++)
+		;
+	if (id == MAX_VOLS) {
+		pthread_mutex_unlock(&c->lock);
+		return -ENOSPC;
+	}
+	v->id = id;
+	v->dirty_head = NIL;
+	v->ndirty = v->nwb = 0;
+	v->wb_err = 0;
+	c->vols[id] = v;
+	pthread_mutex_unlock(&c->lock);
+	return 0;
+}
+
+void hc_cache_unregister(struct hc_cache *c, struct hc_cvol *v)
+{
+	hc_cache_discard(c, v, 0, UINT64_MAX);
+	pthread_mutex_lock(&c->lock);
+	while (v->nwb)
+		pthread_cond_wait(&c->cond, &c->lock);
+	c->vols[v->id] = NULL;
+	pthread_mutex_unlock(&c->lock);
+}
+
+unsigned hc_cache_read(struct hc_cache *c, struct hc_cvol *v, uint64_t blk, unsigned n,
+		       void *const *bufs, uint8_t *miss)
+{
+	struct wbio *pend = NULL;
+	unsigned hits = 0;
+	pthread_mutex_lock(&c->lock);
+	for (unsigned k = 0; k < n; k++) {
+		uint32_t i;
+retry:
+		i = find(c, v->id, blk + k);
+		if (i == NIL) {
+			miss[k] = 1;
+			continue;
+		}
+		struct slot *s = &c->slots[i];
+		switch (s->state) {
+		case S_FILL:
+			wait_progress(c, &pend);
+			goto retry;
+		case S_DIRTY:
+			/* Taken out dirty: write it back, free it when written. */
+			if (start_wb(c, i, 1, NULL, &pend)) {
+				wait_progress(c, &pend);
+				goto retry;
+			}
+			break;
+		case S_WB:
+			s->evict = 1;
+			break;
+		default:
+			break;
+		}
+		memcpy(bufs[k], slot_data(c, i), HC_BLOCK_SIZE);
+		if (s->state == S_CLEAN)
+			take_out(c, v, i);
+		miss[k] = 0;
+		hits++;
+	}
+	pthread_mutex_unlock(&c->lock);
+	submit_pending(c, pend);
+	STAT_ADD(c, v, hits, hits);
+	STAT_ADD(c, v, misses, n - hits);
+	return hits;
+}
+
+/* Reads block blk of v from storage into buf; zero-fills past end of file. */
+static int read_block(struct hc_cache *c, struct hc_cvol *v, uint64_t blk, void *buf)
+{
+	struct iovec iov = { buf, HC_BLOCK_SIZE };
+	struct hc_io io = {
+		.op = HC_IO_READ, .fd = v->fd, .off = blk * HC_BLOCK_SIZE,
+		.iov = &iov, .iovcnt = 1,
+	};
+	ssize_t r = hc_ioeng_run(c->eng, &io);
+	if (r < 0)
+		return (int)r;
+	if (r < (ssize_t)HC_BLOCK_SIZE)
+		memset((char *)buf + r, 0, HC_BLOCK_SIZE - (size_t)r);
+	hc_cache_count_read(c, v, (uint64_t)r);
+	return 0;
+}
+
+/*
+ * Puts one block (or part of one) into the cache, dirty.  Called and returns
+ * with the lock held; may drop it to wait or to read a partial block.
+ * Returns 0 or a negative errno.
+ */
+static int admit(struct hc_cache *c, struct hc_cvol *v, uint64_t blk, unsigned boff,
+		 const void *src, unsigned blen, struct wbio **pend)
+{
+	uint32_t i;
+retry:
+	i = find(c, v->id, blk);
+	if (i != NIL) {
+		struct slot *s = &c->slots[i];
+		if (s->state == S_FILL || s->state == S_WB) {
+			wait_progress(c, pend);
+			goto retry;
+		}
+		memcpy((char *)slot_data(c, i) + boff, src, blen);
+		make_dirty(c, v, i);
+		return 0;
+	}
+	int err;
+	i = alloc_slot(c, pend, &err);
+	if (i == NIL) {
+		if (err)
+			return err;
+		wait_progress(c, pend);
+		goto retry;
+	}
+	struct slot *s = &c->slots[i];
+	s->blk = blk;
+	s->vol = v->id;
+	s->evict = s->failed = 0;
+	s->state = S_FILL;
+	c->nfill++;
+	hash_insert(c, i);
+	STAT_ADD(c, v, cached, 1);
+	if (blen == HC_BLOCK_SIZE) {
+		memcpy(slot_data(c, i), src, HC_BLOCK_SIZE);
+	} else {
+		/* Partial block not cached: read the rest from storage. */
+		flush_pending(c, pend);
+		pthread_mutex_unlock(&c->lock);
+		err = read_block(c, v, blk, slot_data(c, i));
+		pthread_mutex_lock(&c->lock);
+		pthread_cond_broadcast(&c->cond);
+		if (err) {
+			c->nfill--;
+			free_slot(c, v, i);
+			return err;
+		}
+		memcpy((char *)slot_data(c, i) + boff, src, blen);
+	}
+	make_dirty(c, v, i);
+	write_ahead(c, pend);
+	return 0;
+}
+
+int hc_cache_write(struct hc_cache *c, struct hc_cvol *v, uint64_t off, const void *buf,
+		   size_t len, struct hc_cache_group *grp)
+{
+	const char *src = buf;
+	struct wbio *pend = NULL;
+	int err = 0;
+	uint64_t admitted = 0;
+	pthread_mutex_lock(&c->lock);
+	while (len) {
+		uint64_t blk = off / HC_BLOCK_SIZE;
+		unsigned boff = (unsigned)(off % HC_BLOCK_SIZE);
+		unsigned blen = (unsigned)(len < HC_BLOCK_SIZE - boff ? len : HC_BLOCK_SIZE - boff);
+		err = admit(c, v, blk, boff, src, blen, &pend);
+		if (err)
+			break;
+		admitted++;
+		/* Write-through: send it now; the group waits for it. */
+		while (grp) {
+			uint32_t i = find(c, v->id, blk);
+			if (i == NIL || c->slots[i].state == S_CLEAN)
+				break;	/* written (and maybe read out) meanwhile */
+			if (c->slots[i].state == S_DIRTY && !start_wb(c, i, 0, grp, &pend))
+				break;
+			wait_progress(c, &pend);
+		}
+		off += blen;
+		src += blen;
+		len -= blen;
+	}
+	pthread_mutex_unlock(&c->lock);
+	submit_pending(c, pend);
+	STAT_ADD(c, v, admissions, admitted);
+	return err;
+}
+
+int hc_cache_flush(struct hc_cache *c, struct hc_cvol *v)
+{
+	struct wbio *pend = NULL;
+	pthread_mutex_lock(&c->lock);
+	for (;;) {
+		if (v->dirty_head != NIL && !v->wb_err) {
+			if (start_wb(c, v->dirty_head, 0, NULL, &pend))
+				wait_progress(c, &pend);
+			continue;
+		}
+		if (pend) {
+			flush_pending(c, &pend);
+			continue;
+		}
+		if (v->nwb) {
+			pthread_cond_wait(&c->cond, &c->lock);
+			continue;
+		}
+		break;
+	}
+	int err = v->wb_err;
+	v->wb_err = 0;
+	pthread_mutex_unlock(&c->lock);
+	return err;
+}
+
+/* Drops slot i if not busy; returns 1 dropped, 0 not cached, -1 busy. */
+static int drop_one(struct hc_cache *c, struct hc_cvol *v, uint32_t i)
+{
+	struct slot *s = &c->slots[i];
+	if (s->state == S_FILL || s->state == S_WB)
+		return -1;
+	take_out(c, v, i);
+	return 1;
+}
+
+uint64_t hc_cache_discard(struct hc_cache *c, struct hc_cvol *v, uint64_t first, uint64_t last)
+{
+	uint64_t dropped = 0;
+	pthread_mutex_lock(&c->lock);
+	if (last - first < c->nslots) {
+		for (uint64_t b = first;; b++) {
+			uint32_t i;
+			while ((i = find(c, v->id, b)) != NIL) {
+				int r = drop_one(c, v, i);
+				if (r > 0) {
+					dropped++;
+					break;
+				}
+				pthread_cond_wait(&c->cond, &c->lock);
+			}
+			if (b == last)
+				break;
+		}
+	} else {
+		for (uint32_t i = 0; i < c->nslots; i++) {
+			struct slot *s = &c->slots[i];
+			while (s->state != S_FREE && s->vol == v->id && s->blk >= first &&
+			       s->blk <= last) {
+				int r = drop_one(c, v, i);
+				if (r > 0) {
+					dropped++;
+					break;
+				}
+				pthread_cond_wait(&c->cond, &c->lock);
+			}
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	STAT_ADD(c, v, discards, dropped);
+	return dropped;
+}
+
+void hc_cache_zero_range(struct hc_cache *c, struct hc_cvol *v, uint64_t blk, unsigned from,
+			 unsigned to)
+{
+	if (to > HC_BLOCK_SIZE)
+		to = HC_BLOCK_SIZE;
+	if (from >= to)
+		return;
+	pthread_mutex_lock(&c->lock);
+	uint32_t i;
+	while ((i = find(c, v->id, blk)) != NIL &&
+	       (c->slots[i].state == S_FILL || c->slots[i].state == S_WB))
+		pthread_cond_wait(&c->cond, &c->lock);
+	if (i != NIL)
+		memset((char *)slot_data(c, i) + from, 0, to - from);
+	pthread_mutex_unlock(&c->lock);
+}
+
+void hc_cstats_read(const struct hc_cstats *s, struct hc_cstats *out)
+{
+	out->hits = __atomic_load_n(&s->hits, __ATOMIC_RELAXED);
+	out->misses = __atomic_load_n(&s->misses, __ATOMIC_RELAXED);
+	out->admissions = __atomic_load_n(&s->admissions, __ATOMIC_RELAXED);
+	out->writebacks = __atomic_load_n(&s->writebacks, __ATOMIC_RELAXED);
+	out->discards = __atomic_load_n(&s->discards, __ATOMIC_RELAXED);
+	out->read_bytes = __atomic_load_n(&s->read_bytes, __ATOMIC_RELAXED);
+	out->written_bytes = __atomic_load_n(&s->written_bytes, __ATOMIC_RELAXED);
+	out->cached = __atomic_load_n(&s->cached, __ATOMIC_RELAXED);
+	out->dirty = __atomic_load_n(&s->dirty, __ATOMIC_RELAXED);
+}
+
+void hc_cache_total(struct hc_cache *c, struct hc_cstats *out)
+{
+	hc_cstats_read(&c->total, out);
+}
+
+void hc_cache_count_read(struct hc_cache *c, struct hc_cvol *v, uint64_t bytes)
+{
+	STAT_ADD(c, v, read_bytes, bytes);
+}
+
+void hc_cache_group_get(struct hc_cache_group *g)
+{
+	__atomic_fetch_add(&g->pending, 1, __ATOMIC_RELAXED);
+}
+
+void hc_cache_group_put(struct hc_cache_group *g)
+{
+	if (__atomic_sub_fetch(&g->pending, 1, __ATOMIC_ACQ_REL) == 0)
+		g->done(g);
+}

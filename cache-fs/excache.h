@@ -1,0 +1,129 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The exclusive cache: one preallocated, mlocked pool of 4 KiB blocks shared
+ * by every volume of every domain (DESIGN.md "Exclusive cache").
+ *
+ * - A write is an eviction from the guest: the block is admitted dirty
+ *   (write-back), or admitted and written at once (a write group, used for
+ *   -o writethrough and near-full backing file systems).
+ * - A read is a miss in the guest: a hit copies the block out and takes it
+ *   out of the cache; a dirty block taken out is written back first (the
+ *   write runs in the background; the reader does not wait for it).
+ * - Blocks leave in LRU order when space is needed; dirty ones are written
+ *   back ahead of need (coalesced with their dirty neighbours) so a writer
+ *   normally finds a clean victim at once.
+ * - Discard drops blocks, dirty or not, with no write.
+ *
+ * All entry points take the cache lock themselves; none may be called with
+ * it held.  Storage I/O goes through the io engine given at creation.
+ */
+#ifndef HC_EXCACHE_H
+#define HC_EXCACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ioeng.h"
+
+/* Counters; updated atomically, read with hc_cache_stats_read(). */
+struct hc_cstats {
+	uint64_t hits;		/* guest reads served from the cache (blocks) */
+	uint64_t misses;	/* guest reads that went to storage (blocks) */
+	uint64_t admissions;	/* blocks written into the cache */
+	uint64_t writebacks;	/* blocks written from the cache to storage */
+	uint64_t discards;	/* cached blocks dropped by discard, no write */
+	uint64_t read_bytes;	/* bytes read from storage */
+	uint64_t written_bytes;	/* bytes written to storage */
+	int64_t cached;		/* blocks in the cache now */
+	int64_t dirty;		/* of which dirty or being written */
+};
+
+/*
+ * The cache's view of one volume.  The volume layer embeds it, fills fd and
+ * dstats, and registers it; fields below the line belong to the cache and
+ * are protected by the cache lock.
+ */
+struct hc_cvol {
+	int fd;				/* backing home file, O_DIRECT when possible */
+	struct hc_cstats *dstats;	/* the domain's counters */
+	/* --- cache-private --- */
+	uint32_t id;
+	uint32_t dirty_head;		/* list of DIRTY slots */
+	uint64_t ndirty;		/* DIRTY slots */
+	uint64_t nwb;			/* slots with a write-back in flight */
+	int wb_err;			/* first write-back error since last flush */
+};
+
+/* A set of writes a caller waits for as one (write-through). */
+struct hc_cache_group {
+	int pending;			/* atomic; starts at 1, held by the caller */
+	int err;			/* first error, atomic */
+	void (*done)(struct hc_cache_group *g);
+};
+
+struct hc_cache;
+
+/*
+ * Creates a cache of `bytes` (rounded down to blocks, at least 16) over
+ * engine e.  The pool is allocated, populated and locked now.
+ * Returns 0, -EINVAL (too small) or -ENOMEM.
+ */
+int hc_cache_create(uint64_t bytes, struct hc_ioeng *e, struct hc_cache **out)
+	__attribute__((warn_unused_result));
+/* Destroys the cache; every volume must have been unregistered. */
+void hc_cache_destroy(struct hc_cache *c);
+uint64_t hc_cache_blocks(const struct hc_cache *c);
+
+/* Registers a volume (fd, dstats set); returns 0 or -ENOSPC (too many). */
+int hc_cache_register(struct hc_cache *c, struct hc_cvol *v);
+/* Drops every block of v without writing it and forgets v. */
+void hc_cache_unregister(struct hc_cache *c, struct hc_cvol *v);
+
+/*
+ * Guest read of blocks [blk, blk+n).  Each cached block is copied into
+ * bufs[i] and taken out of the cache (hit); miss[i] is set for the others,
+ * which the caller reads from storage.  Returns the number of hits.
+ */
+unsigned hc_cache_read(struct hc_cache *c, struct hc_cvol *v, uint64_t blk, unsigned n,
+		       void *const *bufs, uint8_t *miss);
+
+/*
+ * Guest write of len bytes at byte offset off.  Whole blocks are admitted
+ * dirty; a partial block not in the cache is read from storage first.
+ * With grp, every block written is also sent to storage and grp counts the
+ * writes (take a reference before, drop it with hc_cache_group_put after).
+ * Returns 0 or -errno (-EIO / -ENOSPC when no block can be freed because
+ * write-backs keep failing; an error reading a partial block).
+ */
+int hc_cache_write(struct hc_cache *c, struct hc_cvol *v, uint64_t off, const void *buf,
+		   size_t len, struct hc_cache_group *grp);
+
+/*
+ * Writes every dirty block of v to storage and waits for it and for all
+ * write-backs in flight.  Blocks stay cached, clean.  Returns 0 or the first
+ * write-back error since the previous flush (then cleared).
+ */
+int hc_cache_flush(struct hc_cache *c, struct hc_cvol *v);
+
+/*
+ * Drops blocks [first, last] of v, dirty or not, without writing them;
+ * waits for reads filling and writes in flight on them first.
+ * Returns the number of cached blocks dropped.
+ */
+uint64_t hc_cache_discard(struct hc_cache *c, struct hc_cvol *v, uint64_t first, uint64_t last);
+
+/* Zeroes bytes [from, to) of block blk if it is cached (truncate, punch). */
+void hc_cache_zero_range(struct hc_cache *c, struct hc_cvol *v, uint64_t blk, unsigned from,
+			 unsigned to);
+
+/* Totals over all domains. */
+void hc_cache_total(struct hc_cache *c, struct hc_cstats *out);
+/* Snapshot of one counters struct. */
+void hc_cstats_read(const struct hc_cstats *s, struct hc_cstats *out);
+/* Adds to a counter of s and of the totals (for storage reads of misses). */
+void hc_cache_count_read(struct hc_cache *c, struct hc_cvol *v, uint64_t bytes);
+
+void hc_cache_group_get(struct hc_cache_group *g);
+void hc_cache_group_put(struct hc_cache_group *g);
+
+#endif

@@ -1,0 +1,18 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* The libfuse low-level op table (fs_ops.c) and the daemon it serves. */
+#ifndef HC_FS_OPS_H
+#define HC_FS_OPS_H
+
+#define FUSE_USE_VERSION 314
+#include <fuse_lowlevel.h>
+
+struct hc_fs;
+
+/* userdata of the FUSE session. */
+struct hc_daemon {
+	struct hc_fs *fs;
+};
+
+extern const struct fuse_lowlevel_ops hc_fs_ops;
+
+#endif

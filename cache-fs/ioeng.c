@@ -1,0 +1,159 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * Engine selection, bounded submission and the completion rule shared by
+ * all engines (ioeng.h).  A short write is resubmitted for the remainder
+ * from the completion path, holding on to its slot, so callers only ever see
+ * a full transfer or an error.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ioeng.h"
+#include "log.h"
+
+static const struct hc_ioeng_ops *const engines[] = {
+	&hc_ioeng_uring_ops, &hc_ioeng_aio_ops, &hc_ioeng_sync_ops,
+};
+
+static int try_create(const struct hc_ioeng_ops *ops, unsigned depth, struct hc_ioeng **out)
+{
+	struct hc_ioeng *e = calloc(1, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	e->ops = ops;
+	e->depth = depth;
+	sem_init(&e->slots, 0, depth);
+	int err = ops->init(e, depth);
+	if (err) {
+		sem_destroy(&e->slots);
+		free(e);
+		return err;
+	}
+	*out = e;
+	return 0;
+}
+
+int hc_ioeng_create(const char *name, unsigned depth, int fallback, struct hc_ioeng **out)
+{
+	size_t n = sizeof(engines) / sizeof(engines[0]);
+	size_t i;
+	for (i = 0; i < n; i++)
+		if (!strcmp(engines[i]->name, name))
+			break;
+	if (i == n)
+		return -EINVAL;
+	int err = try_create(engines[i], depth, out);
+	while (err && fallback && i + 1 < n) {
+		hc_log(LOG_WARNING, "io engine %s unavailable (%s); falling back to %s",
+		       engines[i]->name, strerror(-err), engines[i + 1]->name);
+		i++;
+		err = try_create(engines[i], depth, out);
+	}
+	return err;
+}
+
+void hc_ioeng_destroy(struct hc_ioeng *e)
+{
+	if (!e)
+		return;
+	e->ops->fini(e);
+	sem_destroy(&e->slots);
+	free(e);
+}
+
+const char *hc_ioeng_name(const struct hc_ioeng *e)
+{
+	return e->ops->name;
+}
+
+static size_t iov_total(const struct iovec *iov, int cnt)
+{
+	size_t t = 0;
+	for (int i = 0; i < cnt; i++)
+		t += iov[i].iov_len;
+	return t;
+}
+
+int hc_ioeng_submit(struct hc_ioeng *e, struct hc_io *io)
+{
+	while (sem_wait(&e->slots) < 0 && errno == EINTR)
+		;
+	io->done_bytes = 0;
+	int err = e->ops->submit(e, io);
+	if (err)
+		sem_post(&e->slots);
+	return err;
+}
+
+void hc_ioeng_complete(struct hc_ioeng *e, struct hc_io *io, ssize_t res)
+{
+	if (io->op == HC_IO_WRITE && res > 0) {
+		size_t left = iov_total(io->iov, io->iovcnt);
+		if ((size_t)res < left) {
+			/* Short write: advance past what was written and go on. */
+			size_t adv = (size_t)res;
+			io->done_bytes += adv;
+			io->off += adv;
+			while (adv && io->iovcnt) {
+				if (adv >= io->iov[0].iov_len) {
+					adv -= io->iov[0].iov_len;
+					io->iov++;
+					io->iovcnt--;
+				} else {
+					io->iov[0].iov_base = (char *)io->iov[0].iov_base + adv;
+					io->iov[0].iov_len -= adv;
+					adv = 0;
+				}
+			}
+			int err = e->ops->submit(e, io);
+			if (!err)
+				return;
+			res = err;
+		} else {
+			res += (ssize_t)io->done_bytes;
+		}
+	} else if (io->op == HC_IO_WRITE && res == 0) {
+		res = -EIO;	/* no progress on a write: never report success */
+	}
+	io->res = res;
+	sem_post(&e->slots);
+	io->done(io);
+}
+
+struct waiter {
+	sem_t sem;
+};
+
+static void run_done(struct hc_io *io)
+{
+	struct waiter *w = io->priv;
+	sem_post(&w->sem);
+}
+
+ssize_t hc_ioeng_run(struct hc_ioeng *e, struct hc_io *io)
+{
+	struct waiter w;
+	sem_init(&w.sem, 0, 0);
+	io->done = run_done;
+	io->priv = &w;
+	int err = hc_ioeng_submit(e, io);
+	if (err) {
+		sem_destroy(&w.sem);
+		return err;
+	}
+	while (sem_wait(&w.sem) < 0 && errno == EINTR)
+		;
+	sem_destroy(&w.sem);
+	return io->res;
+}
+
+void hc_ioeng_block_signals(void)
+{
+	sigset_t all;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+}

@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * I/O engines: physical reads, writes and syncs on backing files.
+ * Three engines share one ops table shape (ioeng_uring.c, ioeng_aio.c,
+ * ioeng_sync.c); one is chosen at mount with -o io=.  Asynchronous engines
+ * run one completion thread that calls io->done(); the sync engine does the
+ * I/O in the submitting thread and calls io->done() before submit returns.
+ *
+ * Contract for callers: never hold a lock across hc_ioeng_submit() that
+ * io->done() takes.  At most `depth` I/Os are in flight; submit waits for a
+ * free place beyond that (bounded, never allocates).  done() must not submit.
+ * A short write is continued by the engine; a short read means end of file
+ * and is reported as such (res < requested bytes).
+ */
+#ifndef HC_IOENG_H
+#define HC_IOENG_H
+
+#include <semaphore.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+enum hc_io_op { HC_IO_READ, HC_IO_WRITE, HC_IO_FSYNC, HC_IO_FDATASYNC };
+
+struct hc_io {
+	enum hc_io_op op;
+	int fd;
+	uint64_t off;
+	struct iovec *iov;	/* engine may advance it on short writes */
+	int iovcnt;
+	ssize_t res;		/* bytes transferred or -errno, set before done() */
+	void (*done)(struct hc_io *io);
+	void *priv;
+	size_t done_bytes;	/* engine-private: progress of a short write */
+	void *eng_priv;		/* engine-private */
+};
+
+struct hc_ioeng;
+
+struct hc_ioeng_ops {
+	const char *name;
+	int (*init)(struct hc_ioeng *e, unsigned depth);
+	void (*fini)(struct hc_ioeng *e);
+	/* Queues one I/O; returns 0 or -errno (then done() is not called). */
+	int (*submit)(struct hc_ioeng *e, struct hc_io *io);
+};
+
+struct hc_ioeng {
+	const struct hc_ioeng_ops *ops;
+	unsigned depth;
+	sem_t slots;		/* free places, counts down from depth */
+	void *priv;
+};
+
+extern const struct hc_ioeng_ops hc_ioeng_uring_ops;
+extern const struct hc_ioeng_ops hc_ioeng_aio_ops;
+extern const struct hc_ioeng_ops hc_ioeng_sync_ops;
+
+/*
+ * Creates the engine named "uring", "aio" or "sync".  When "uring" cannot be
+ * set up (kernel without io_uring, io_uring_disabled, seccomp) and fallback
+ * is set, logs one line and falls back to "aio", then "sync".
+ * Returns 0, -EINVAL for an unknown name, or the engine's -errno.
+ */
+int hc_ioeng_create(const char *name, unsigned depth, int fallback,
+		    struct hc_ioeng **out) __attribute__((warn_unused_result));
+void hc_ioeng_destroy(struct hc_ioeng *e);
+const char *hc_ioeng_name(const struct hc_ioeng *e);
+
+/* Submits io; io->done() runs exactly once unless this returns an error. */
+int hc_ioeng_submit(struct hc_ioeng *e, struct hc_io *io);
+/* Submits io and waits for it; returns io->res (io->done is overwritten). */
+ssize_t hc_ioeng_run(struct hc_ioeng *e, struct hc_io *io);
+
+/* For engines: finishes io (continuing a short write), frees its slot. */
+void hc_ioeng_complete(struct hc_ioeng *e, struct hc_io *io, ssize_t res);
+/* Blocks every signal in the calling (engine) thread. */
+void hc_ioeng_block_signals(void);
+
+#endif

@@ -1,0 +1,315 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * hecache-fs: options, checks, mount, signals.  Every check that can refuse
+ * the command line runs before the backing directory is touched, so a bad
+ * invocation changes nothing (I7).  The daemon serves swap of the machine it
+ * runs on, so it locks its memory and marks itself an I/O flusher (I6) before
+ * starting any thread.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fs_ops.h"
+#include "hecache/errors.h"
+#include "ioeng.h"
+#include "log.h"
+#include "sb.h"
+#include "util.h"
+#include "volume.h"
+
+#ifndef PR_SET_IO_FLUSHER
+#define PR_SET_IO_FLUSHER 57
+#endif
+
+#define DEFAULT_CACHE "256M"
+
+struct options {
+	char *cache;
+	char *io;
+	int writethrough;
+	int foreground;
+	int single;
+	int debug;
+	int help;
+	int version;
+	char *backing;
+	char *mountpoint;
+	int extra_args;
+};
+
+enum { KEY_FG, KEY_DEBUG, KEY_SINGLE, KEY_HELP, KEY_VERSION };
+
+#define OPT(t, p) { t, offsetof(struct options, p), 1 }
+static const struct fuse_opt spec[] = {
+	{ "cache=%s", offsetof(struct options, cache), 0 },
+	{ "io=%s", offsetof(struct options, io), 0 },
+	OPT("writethrough", writethrough),
+	FUSE_OPT_KEY("-f", KEY_FG),
+	FUSE_OPT_KEY("-d", KEY_DEBUG),
+	FUSE_OPT_KEY("debug", KEY_DEBUG),
+	FUSE_OPT_KEY("-s", KEY_SINGLE),
+	FUSE_OPT_KEY("-h", KEY_HELP),
+	FUSE_OPT_KEY("--help", KEY_HELP),
+	FUSE_OPT_KEY("-V", KEY_VERSION),
+	FUSE_OPT_KEY("--version", KEY_VERSION),
+	FUSE_OPT_END
+};
+
+static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	struct options *o = data;
+	switch (key) {
+	case FUSE_OPT_KEY_NONOPT:
+		if (!o->backing)
+			o->backing = strdup(arg);
+		else if (!o->mountpoint)
+			o->mountpoint = strdup(arg);
+		else
+			o->extra_args = 1;
+		return 0;
+	case KEY_FG:
+		o->foreground = 1;
+		return 0;
+	case KEY_DEBUG:
+		o->debug = o->foreground = 1;
+		return 1;	/* libfuse prints requests with -d */
+	case KEY_SINGLE:
+		o->single = 1;
+		return 0;
+	case KEY_HELP:
+		o->help = 1;
+		return 0;
+	case KEY_VERSION:
+		o->version = 1;
+		return 0;
+	default:
+		return 1;	/* FUSE mount options: libfuse checks them */
+	}
+}
+
+static void usage(const char *prog)
+{
+	printf("usage: %s BACKING MOUNTPOINT [options]\n"
+	       "\n"
+	       "Serves the volumes kept in BACKING through an exclusive RAM cache.\n"
+	       "An empty BACKING is formatted; domains are directories in the mount,\n"
+	       "volumes are files in a domain.\n"
+	       "\n"
+	       "options:\n"
+	       "    -o cache=SIZE       cache size (K, M, G suffixes; default %s)\n"
+	       "    -o io=ENGINE        uring (default), aio or sync\n"
+	       "    -o writethrough     write every block to storage before replying\n"
+	       "    -o allow_other      let other users in (default when run as root)\n"
+	       "    -f                  stay in the foreground\n"
+	       "    -d, -o debug        foreground, print every request\n"
+	       "    -s                  single-threaded\n"
+	       "    -h, --help          this text\n"
+	       "    -V, --version       print the version\n"
+	       "\n"
+	       "Counters: getfattr -n user.hecache.stats MOUNTPOINT\n"
+	       "fstab:    hecache-fs#BACKING MOUNTPOINT fuse3 cache=256M 0 0\n"
+	       "See hecache-fs(8).\n", prog, DEFAULT_CACHE);
+}
+
+static void free_options(struct options *o)
+{
+	free(o->cache);
+	free(o->io);
+	free(o->backing);
+	free(o->mountpoint);
+}
+
+static uint64_t phys_memory(void)
+{
+	long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+	return pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz : UINT64_MAX;
+}
+
+/* Checks everything on the command line; 0 or -1 after one error line. */
+static int check_options(struct options *o, uint64_t *cache_bytes)
+{
+	char a[32], b[32];
+	if (!o->backing || !o->mountpoint) {
+		hc_log(LOG_ERR, "missing %s (usage: hecache-fs BACKING MOUNTPOINT [options])",
+		       o->backing ? "MOUNTPOINT" : "BACKING and MOUNTPOINT");
+		return -1;
+	}
+	if (o->extra_args) {
+		hc_log(LOG_ERR, "too many arguments (usage: hecache-fs BACKING MOUNTPOINT [options])");
+		return -1;
+	}
+	const char *cache = o->cache ? o->cache : DEFAULT_CACHE;
+	if (hc_parse_size(cache, cache_bytes)) {
+		hc_log(LOG_ERR, "invalid cache size '%s' (use a size like 256M or 2G)", cache);
+		return -1;
+	}
+	if (*cache_bytes < 64 * 1024) {
+		hc_log(LOG_ERR, "cache=%s is too small (at least 64K)", cache);
+		return -1;
+	}
+	uint64_t mem = phys_memory();
+	if (*cache_bytes > mem) {
+		hc_log(LOG_ERR, "cache=%s (%s) is larger than this machine's memory (%s)", cache,
+		       hc_format_size(*cache_bytes, a, sizeof(a)), hc_format_size(mem, b, sizeof(b)));
+		return -1;
+	}
+	const char *io = o->io ? o->io : "uring";
+	if (strcmp(io, "uring") && strcmp(io, "aio") && strcmp(io, "sync")) {
+		hc_log(LOG_ERR, "unknown io engine '%s' (use io=uring, io=aio or io=sync)", io);
+		return -1;
+	}
+	struct stat st;
+	if (stat(o->mountpoint, &st) < 0) {
+		hc_log(LOG_ERR, "mountpoint %s: %s", o->mountpoint, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		hc_log(LOG_ERR, "mountpoint %s: not a directory", o->mountpoint);
+		return -1;
+	}
+	if (stat(o->backing, &st) < 0) {
+		hc_log(LOG_ERR, "backing directory %s: %s", o->backing, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		hc_log(LOG_ERR, "backing directory %s: not a directory", o->backing);
+		return -1;
+	}
+	return 0;
+}
+
+int main(int argc, char *argv[])
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct options o;
+	memset(&o, 0, sizeof(o));
+	int ret = 1;
+	char msg[512];
+	hc_log_install_fuse();
+
+	if (fuse_opt_parse(&args, &o, spec, opt_proc) < 0)
+		goto out_args;
+	if (o.help) {
+		usage(argv[0]);
+		ret = 0;
+		goto out_args;
+	}
+	if (o.version) {
+		printf("hecache-fs %s (libfuse %s)\n", PACKAGE_VERSION, fuse_pkgversion());
+		ret = 0;
+		goto out_args;
+	}
+	if (o.debug)
+		hc_log_set_level(LOG_DEBUG);
+	uint64_t cache_bytes;
+	if (check_options(&o, &cache_bytes))
+		goto out_args;
+
+	/* Other users (QEMU as libvirt-qemu) need the mount; the kernel checks modes. */
+	fuse_opt_add_arg(&args, "-odefault_permissions");
+	if (geteuid() == 0)
+		fuse_opt_add_arg(&args, "-oallow_other");
+	char fsname[PATH_MAX + 16];
+	snprintf(fsname, sizeof(fsname), "-ofsname=%s", o.backing);
+	fuse_opt_add_arg(&args, fsname);
+	fuse_opt_add_arg(&args, "-osubtype=hecache-fs");
+
+	struct hc_daemon daemon = { 0 };
+	/* Validates the remaining (FUSE) options before anything is touched. */
+	struct fuse_session *se = fuse_session_new(&args, &hc_fs_ops, sizeof(hc_fs_ops), &daemon);
+	if (!se)
+		goto out_args;
+
+	/* I6: inherited by every thread created from here on. */
+	if (prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0) < 0)
+		hc_log(LOG_WARNING, "PR_SET_IO_FLUSHER: %s (serving this machine's swap may deadlock)",
+		       strerror(errno));
+
+	struct hc_backing *b;
+	int err = hc_backing_open(o.backing, 1, &b, msg, sizeof(msg));
+	if (err) {
+		hc_log(LOG_ERR, "%s", msg);
+		goto out_session;
+	}
+	if (b->formatted)
+		hc_log(LOG_INFO, "formatted empty backing directory %s", o.backing);
+
+	struct hc_ioeng *eng;
+	err = hc_ioeng_create(o.io ? o.io : "uring", 256, !o.io, &eng);
+	if (err) {
+		hc_log(LOG_ERR, "io engine %s: %s", o.io ? o.io : "uring", strerror(-err));
+		goto out_backing;
+	}
+	err = hc_fs_create(b, eng, cache_bytes, o.writethrough, &daemon.fs, msg, sizeof(msg));
+	if (err) {
+		hc_log(LOG_ERR, "%s", msg);
+		goto out_eng;
+	}
+	if (mlockall(MCL_CURRENT | MCL_FUTURE) < 0)
+		hc_log(LOG_WARNING, "mlockall: %s (the daemon may be paged out)", strerror(errno));
+
+	if (fuse_set_signal_handlers(se) != 0)
+		goto out_fs;
+	if (fuse_session_mount(se, o.mountpoint) != 0)
+		goto out_signals;
+	err = hc_backing_write_sb(b, 0);
+	if (err) {
+		hc_log(LOG_ERR, "%s/%s: cannot write the superblock: %s", o.backing, HC_SB_FILE,
+		       strerror(-err));
+		goto out_unmount;
+	}
+	char sz[32];
+	hc_log(LOG_INFO, "serving %s on %s: cache %s, io engine %s%s", o.backing, o.mountpoint,
+	       hc_format_size(hc_cache_blocks(daemon.fs->cache) * HC_BLOCK_SIZE, sz, sizeof(sz)),
+	       hc_ioeng_name(eng), o.writethrough ? ", write-through" : "");
+	if (!o.foreground)
+		hc_log_use_syslog(1);
+	fuse_daemonize(o.foreground);
+
+	if (o.single) {
+		ret = fuse_session_loop(se);
+	} else {
+		struct fuse_loop_config *cfg = fuse_loop_cfg_create();
+		fuse_loop_cfg_set_clone_fd(cfg, 0);
+		fuse_loop_cfg_set_idle_threads(cfg, 16);
+		fuse_loop_cfg_set_max_threads(cfg, 64);
+		ret = fuse_session_loop_mt(se, cfg);
+		fuse_loop_cfg_destroy(cfg);
+	}
+	ret = ret ? 1 : 0;
+
+out_unmount:
+	fuse_session_unmount(se);
+out_signals:
+	fuse_remove_signal_handlers(se);
+out_fs:
+	if (hc_fs_flush_all(daemon.fs) == 0 && ret == 0) {
+		err = hc_backing_write_sb(b, HC_SB_F_CLEAN);
+		if (err)
+			hc_log(LOG_ERR, "%s/%s: cannot mark clean: %s", o.backing, HC_SB_FILE,
+			       strerror(-err));
+	} else {
+		ret = 1;
+	}
+	hc_fs_destroy(daemon.fs);
+	daemon.fs = NULL;
+out_eng:
+	hc_ioeng_destroy(eng);
+out_backing:
+	hc_backing_close(b);
+out_session:
+	fuse_session_destroy(se);
+out_args:
+	fuse_opt_free_args(&args);
+	free_options(&o);
+	return ret;
+}

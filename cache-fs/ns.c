@@ -1,0 +1,672 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * The namespace: domains (directories of the backing directory) holding
+ * volumes (their regular files), loaded at mount and kept in memory.
+ * Anything else in the backing directory (the superblock, later metadata
+ * files) is not shown.  A volume's kind is kept in the user.hecache.kind
+ * extended attribute of its home file; without one, a volume named "ram" or
+ * "*.ram" is kind ram, "swap" or "*.swap" kind swap, others disk.
+ * Ownership: created objects belong to the caller (the daemon runs as root
+ * and the mount uses default_permissions, so the kernel checks access).
+ */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+#include "volume.h"
+
+#define KIND_XATTR "user.hecache.kind"
+
+static const char *const kind_names[] = { "disk", "swap", "ram" };
+
+const char *hc_kind_name(enum hc_kind k)
+{
+	return kind_names[k];
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+	size_t a = strlen(s), b = strlen(suffix);
+	return a >= b && !strcmp(s + a - b, suffix);
+}
+
+static enum hc_kind kind_of(int fd, const char *name)
+{
+	char buf[16];
+	ssize_t n = fgetxattr(fd, KIND_XATTR, buf, sizeof(buf) - 1);
+	if (n > 0) {
+		buf[n] = 0;
+		for (unsigned k = 0; k < 3; k++)
+			if (!strcmp(buf, kind_names[k]))
+				return (enum hc_kind)k;
+	}
+	if (!strcmp(name, "ram") || ends_with(name, ".ram"))
+		return HC_KIND_RAM;
+	if (!strcmp(name, "swap") || ends_with(name, ".swap"))
+		return HC_KIND_SWAP;
+	return HC_KIND_DISK;
+}
+
+struct hc_node *hc_fs_node(struct hc_fs *fs, uint64_t ino)
+{
+	return ino == 1 ? &fs->root : (struct hc_node *)(uintptr_t)ino;
+}
+
+uint64_t hc_fs_ino(struct hc_fs *fs, struct hc_node *n)
+{
+	return n == &fs->root ? 1 : (uint64_t)(uintptr_t)n;
+}
+
+static int valid_name(const char *name)
+{
+	return *name && strlen(name) <= NAME_MAX && strcmp(name, ".") && strcmp(name, "..") &&
+	       !strchr(name, '/');
+}
+
+/* Opens a home file, O_DIRECT when the backing file system allows it. */
+static int open_home(int dirfd, const char *name, int flags, mode_t mode, int *direct)
+{
+	int fd = openat(dirfd, name, flags | O_RDWR | O_DIRECT | O_CLOEXEC, mode);
+	*direct = 1;
+	if (fd < 0 && errno == EINVAL) {
+		hc_log_ratelimited(LOG_WARNING,
+				   "backing file system refuses O_DIRECT; using buffered I/O");
+		fd = openat(dirfd, name, flags | O_RDWR | O_CLOEXEC, mode);
+		*direct = 0;
+	}
+	return fd < 0 ? -errno : fd;
+}
+
+static int new_volume(struct hc_fs *fs, struct hc_domain *d, const char *name, int fd,
+		      int direct, struct hc_volume **out)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	struct hc_volume *v = calloc(1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	v->node.type = HC_NODE_VOLUME;
+	v->dom = d;
+	snprintf(v->name, sizeof(v->name), "%s", name);
+	v->direct = direct;
+	v->kind = kind_of(fd, name);
+	v->size = (uint64_t)st.st_size;
+	v->cv.fd = fd;
+	v->cv.dstats = &d->stats;
+	int err = hc_cache_register(fs->cache, &v->cv);
+	if (err) {
+		free(v);
+		return err;
+	}
+	pthread_rwlock_init(&v->iolock, NULL);
+	pthread_mutex_init(&v->lock, NULL);
+	v->next = d->vols;
+	d->vols = v;
+	*out = v;
+	return 0;
+}
+
+static void free_volume(struct hc_fs *fs, struct hc_volume *v)
+{
+	hc_cache_unregister(fs->cache, &v->cv);
+	close(v->cv.fd);
+	pthread_rwlock_destroy(&v->iolock);
+	pthread_mutex_destroy(&v->lock);
+	free(v);
+}
+
+static struct hc_domain *new_domain(struct hc_fs *fs, const char *name, int dirfd)
+{
+	struct hc_domain *d = calloc(1, sizeof(*d));
+	if (!d)
+		return NULL;
+	d->node.type = HC_NODE_DOMAIN;
+	snprintf(d->name, sizeof(d->name), "%s", name);
+	d->dirfd = dirfd;
+	d->next = fs->domains;
+	fs->domains = d;
+	return d;
+}
+
+static int load_domain(struct hc_fs *fs, const char *name, char *msg, size_t msglen)
+{
+	int dirfd = openat(fs->b->dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0) {
+		snprintf(msg, msglen, "%s/%s: %s", fs->b->path, name, strerror(errno));
+		return -errno;
+	}
+	struct hc_domain *d = new_domain(fs, name, dirfd);
+	if (!d) {
+		close(dirfd);
+		return -ENOMEM;
+	}
+	int scan = dup(dirfd);
+	DIR *dir = scan < 0 ? NULL : fdopendir(scan);
+	if (!dir) {
+		snprintf(msg, msglen, "%s/%s: %s", fs->b->path, name, strerror(errno));
+		return -errno;
+	}
+	int err = 0;
+	struct dirent *de;
+	while (!err && (de = readdir(dir))) {
+		struct stat st;
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(st.st_mode)) {
+			hc_log(LOG_WARNING, "%s/%s/%s: not a regular file; not served",
+			       fs->b->path, name, de->d_name);
+			continue;
+		}
+		int direct;
+		int fd = open_home(dirfd, de->d_name, 0, 0, &direct);
+		struct hc_volume *v;
+		err = fd < 0 ? fd : new_volume(fs, d, de->d_name, fd, direct, &v);
+		if (err) {
+			if (fd >= 0)
+				close(fd);
+			snprintf(msg, msglen, "%s/%s/%s: %s", fs->b->path, name, de->d_name,
+				 strerror(-err));
+		}
+	}
+	closedir(dir);
+	return err;
+}
+
+static int load(struct hc_fs *fs, char *msg, size_t msglen)
+{
+	int scan = dup(fs->b->dirfd);
+	DIR *dir = scan < 0 ? NULL : fdopendir(scan);
+	if (!dir) {
+		snprintf(msg, msglen, "%s: %s", fs->b->path, strerror(errno));
+		return -errno;
+	}
+	int err = 0;
+	struct dirent *de;
+	while (!err && (de = readdir(dir))) {
+		struct stat st;
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (fstatat(fs->b->dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISDIR(st.st_mode))
+			err = load_domain(fs, de->d_name, msg, msglen);
+	}
+	closedir(dir);
+	return err;
+}
+
+int hc_fs_create(struct hc_backing *b, struct hc_ioeng *eng, uint64_t cache_bytes,
+		 int writethrough, struct hc_fs **out, char *msg, size_t msglen)
+{
+	struct hc_fs *fs = calloc(1, sizeof(*fs));
+	if (!fs) {
+		snprintf(msg, msglen, "out of memory");
+		return -ENOMEM;
+	}
+	fs->b = b;
+	fs->eng = eng;
+	fs->writethrough = writethrough;
+	fs->root.type = HC_NODE_ROOT;
+	fs->space_reserve = 64ull << 20;
+	pthread_mutex_init(&fs->ns_lock, NULL);
+	pthread_mutex_init(&fs->space_lock, NULL);
+	char sz[32];
+	int err = hc_cache_create(cache_bytes, eng, &fs->cache);
+	if (err) {
+		snprintf(msg, msglen, "cannot allocate a cache of %s: %s",
+			 hc_format_size(cache_bytes, sz, sizeof(sz)),
+			 err == -EINVAL ? "too small (at least 64K)" : strerror(-err));
+		goto fail;
+	}
+	err = hc_buf_pool_create(8192, &fs->bufs);
+	if (err) {
+		snprintf(msg, msglen, "cannot allocate request buffers: %s", strerror(-err));
+		goto fail;
+	}
+	err = load(fs, msg, msglen);
+	if (err)
+		goto fail;
+	*out = fs;
+	return 0;
+fail:
+	hc_fs_destroy(fs);
+	return err;
+}
+
+int hc_fs_flush_all(struct hc_fs *fs)
+{
+	int err = 0;
+	pthread_mutex_lock(&fs->ns_lock);
+	for (struct hc_domain *d = fs->domains; d; d = d->next)
+		for (struct hc_volume *v = d->vols; v; v = v->next) {
+			int e = hc_vol_fsync(fs, v, 0);
+			if (e && !err) {
+				hc_log(LOG_ERR, "%s/%s: flush failed: %s", d->name, v->name,
+				       strerror(-e));
+				err = e;
+			}
+		}
+	pthread_mutex_unlock(&fs->ns_lock);
+	return err;
+}
+
+void hc_fs_destroy(struct hc_fs *fs)
+{
+	if (!fs)
+		return;
+	struct hc_domain *d = fs->domains;
+	while (d) {
+		struct hc_domain *dn = d->next;
+		struct hc_volume *v = d->vols;
+		while (v) {
+			struct hc_volume *vn = v->next;
+			free_volume(fs, v);
+			v = vn;
+		}
+		close(d->dirfd);
+		free(d);
+		d = dn;
+	}
+	hc_buf_pool_destroy(fs->bufs);
+	hc_cache_destroy(fs->cache);
+	pthread_mutex_destroy(&fs->ns_lock);
+	pthread_mutex_destroy(&fs->space_lock);
+	free(fs);
+}
+
+static struct hc_domain *find_domain(struct hc_fs *fs, const char *name)
+{
+	for (struct hc_domain *d = fs->domains; d; d = d->next)
+		if (!strcmp(d->name, name))
+			return d;
+	return NULL;
+}
+
+static struct hc_volume *find_volume(struct hc_domain *d, const char *name)
+{
+	for (struct hc_volume *v = d->vols; v; v = v->next)
+		if (!strcmp(v->name, name))
+			return v;
+	return NULL;
+}
+
+int hc_ns_lookup(struct hc_fs *fs, struct hc_node *parent, const char *name,
+		 struct hc_node **out)
+{
+	struct hc_node *n = NULL;
+	pthread_mutex_lock(&fs->ns_lock);
+	if (parent->type == HC_NODE_ROOT) {
+		struct hc_domain *d = find_domain(fs, name);
+		n = d ? &d->node : NULL;
+	} else if (parent->type == HC_NODE_DOMAIN) {
+		struct hc_volume *v = find_volume((struct hc_domain *)parent, name);
+		n = v ? &v->node : NULL;
+	}
+	if (n)
+		n->nlookup++;
+	pthread_mutex_unlock(&fs->ns_lock);
+	if (!n)
+		return parent->type == HC_NODE_VOLUME ? -ENOTDIR : -ENOENT;
+	*out = n;
+	return 0;
+}
+
+/* Frees a removed domain or an unlinked volume nobody refers to. ns_lock held. */
+static void maybe_free(struct hc_fs *fs, struct hc_node *n)
+{
+	if (n->nlookup)
+		return;
+	if (n->type == HC_NODE_VOLUME) {
+		struct hc_volume *v = (struct hc_volume *)n;
+		if (v->unlinked && !v->nopen)
+			free_volume(fs, v);
+	} else if (n->type == HC_NODE_DOMAIN) {
+		struct hc_domain *d = (struct hc_domain *)n;
+		if (d->removed) {
+			close(d->dirfd);
+			free(d);
+		}
+	}
+}
+
+void hc_ns_forget(struct hc_fs *fs, struct hc_node *node, uint64_t n)
+{
+	if (node == &fs->root)
+		return;
+	pthread_mutex_lock(&fs->ns_lock);
+	node->nlookup = node->nlookup > n ? node->nlookup - n : 0;
+	maybe_free(fs, node);
+	pthread_mutex_unlock(&fs->ns_lock);
+}
+
+int hc_ns_mkdir(struct hc_fs *fs, struct hc_node *parent, const char *name, mode_t mode,
+		uid_t uid, gid_t gid, struct hc_node **out)
+{
+	if (parent->type != HC_NODE_ROOT)
+		return -EPERM;	/* domains hold volumes only */
+	if (!valid_name(name))
+		return -EINVAL;
+	int err = 0;
+	pthread_mutex_lock(&fs->ns_lock);
+	if (find_domain(fs, name)) {
+		err = -EEXIST;
+		goto out;
+	}
+	if (mkdirat(fs->b->dirfd, name, mode & 07777) < 0) {
+		err = -errno;
+		goto out;
+	}
+	if (fchownat(fs->b->dirfd, name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
+		hc_log(LOG_WARNING, "chown of domain %s: %s", name, strerror(errno));
+	int dirfd = openat(fs->b->dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0) {
+		err = -errno;
+		unlinkat(fs->b->dirfd, name, AT_REMOVEDIR);
+		goto out;
+	}
+	struct hc_domain *d = new_domain(fs, name, dirfd);
+	if (!d) {
+		close(dirfd);
+		unlinkat(fs->b->dirfd, name, AT_REMOVEDIR);
+		err = -ENOMEM;
+		goto out;
+	}
+	fsync(fs->b->dirfd);
+	d->node.nlookup++;
+	*out = &d->node;
+out:
+	pthread_mutex_unlock(&fs->ns_lock);
+	return err;
+}
+
+static void unlist_domain(struct hc_fs *fs, struct hc_domain *d)
+{
+	struct hc_domain **p = &fs->domains;
+	while (*p != d)
+		p = &(*p)->next;
+	*p = d->next;
+	d->removed = 1;
+}
+
+static void unlist_volume(struct hc_volume *v)
+{
+	struct hc_volume **p = &v->dom->vols;
+	while (*p != v)
+		p = &(*p)->next;
+	*p = v->next;
+	v->unlinked = 1;
+}
+
+int hc_ns_rmdir(struct hc_fs *fs, struct hc_node *parent, const char *name)
+{
+	if (parent->type != HC_NODE_ROOT)
+		return parent->type == HC_NODE_DOMAIN ? -ENOENT : -ENOTDIR;
+	int err = 0;
+	pthread_mutex_lock(&fs->ns_lock);
+	struct hc_domain *d = find_domain(fs, name);
+	if (!d)
+		err = -ENOENT;
+	else if (d->vols)
+		err = -ENOTEMPTY;
+	else if (unlinkat(fs->b->dirfd, name, AT_REMOVEDIR) < 0)
+		err = -errno;
+	if (!err) {
+		unlist_domain(fs, d);
+		maybe_free(fs, &d->node);
+	}
+	pthread_mutex_unlock(&fs->ns_lock);
+	return err;
+}
+
+int hc_ns_create(struct hc_fs *fs, struct hc_node *parent, const char *name, mode_t mode,
+		 uid_t uid, gid_t gid, struct hc_volume **out)
+{
+	if (parent->type != HC_NODE_DOMAIN)
+		return -EPERM;	/* volumes live in a domain directory */
+	if (!valid_name(name))
+		return -EINVAL;
+	struct hc_domain *d = (struct hc_domain *)parent;
+	int err = 0;
+	pthread_mutex_lock(&fs->ns_lock);
+	if (find_volume(d, name)) {
+		err = -EEXIST;
+		goto out;
+	}
+	int direct;
+	int fd = open_home(d->dirfd, name, O_CREAT | O_EXCL, mode & 07777, &direct);
+	if (fd < 0) {
+		err = fd;
+		goto out;
+	}
+	if (fchown(fd, uid, gid) < 0)
+		hc_log(LOG_WARNING, "chown of volume %s/%s: %s", d->name, name, strerror(errno));
+	struct hc_volume *v;
+	err = new_volume(fs, d, name, fd, direct, &v);
+	if (err) {
+		close(fd);
+		unlinkat(d->dirfd, name, 0);
+		goto out;
+	}
+	fsync(d->dirfd);
+	v->node.nlookup++;
+	*out = v;
+out:
+	pthread_mutex_unlock(&fs->ns_lock);
+	return err;
+}
+
+int hc_ns_unlink(struct hc_fs *fs, struct hc_node *parent, const char *name)
+{
+	if (parent->type != HC_NODE_DOMAIN)
+		return parent->type == HC_NODE_ROOT ? -EISDIR : -ENOTDIR;
+	struct hc_domain *d = (struct hc_domain *)parent;
+	int err = 0;
+	pthread_mutex_lock(&fs->ns_lock);
+	struct hc_volume *v = find_volume(d, name);
+	if (!v)
+		err = -ENOENT;
+	else if (unlinkat(d->dirfd, name, 0) < 0)
+		err = -errno;
+	if (!err) {
+		unlist_volume(v);
+		maybe_free(fs, &v->node);
+	}
+	pthread_mutex_unlock(&fs->ns_lock);
+	return err;
+}
+
+int hc_ns_rename(struct hc_fs *fs, struct hc_node *parent, const char *name,
+		 struct hc_node *newparent, const char *newname, unsigned flags)
+{
+	if (flags & ~RENAME_NOREPLACE)
+		return -EINVAL;
+	if (!valid_name(newname))
+		return -EINVAL;
+	if (parent->type != newparent->type ||
+	    (parent->type == HC_NODE_DOMAIN && parent != newparent))
+		return -EXDEV;	/* a volume stays in its domain */
+	int err = 0;
+	pthread_mutex_lock(&fs->ns_lock);
+	if (parent->type == HC_NODE_ROOT) {
+		struct hc_domain *d = find_domain(fs, name), *t = find_domain(fs, newname);
+		if (!d)
+			err = -ENOENT;
+		else if (d == t)
+			goto out;
+		else if (t && (flags & RENAME_NOREPLACE))
+			err = -EEXIST;
+		else if (t && t->vols)
+			err = -ENOTEMPTY;
+		else if (renameat(fs->b->dirfd, name, fs->b->dirfd, newname) < 0)
+			err = -errno;
+		if (err)
+			goto out;
+		if (t) {
+			unlist_domain(fs, t);
+			maybe_free(fs, &t->node);
+		}
+		snprintf(d->name, sizeof(d->name), "%s", newname);
+		fsync(fs->b->dirfd);
+	} else {
+		struct hc_domain *dom = (struct hc_domain *)parent;
+		struct hc_volume *v = find_volume(dom, name), *t = find_volume(dom, newname);
+		if (!v)
+			err = -ENOENT;
+		else if (v == t)
+			goto out;
+		else if (t && (flags & RENAME_NOREPLACE))
+			err = -EEXIST;
+		else if (renameat(dom->dirfd, name, dom->dirfd, newname) < 0)
+			err = -errno;
+		if (err)
+			goto out;
+		if (t) {
+			unlist_volume(t);
+			maybe_free(fs, &t->node);
+		}
+		snprintf(v->name, sizeof(v->name), "%s", newname);
+		fsync(dom->dirfd);
+	}
+out:
+	pthread_mutex_unlock(&fs->ns_lock);
+	return err;
+}
+
+int hc_ns_getattr(struct hc_fs *fs, struct hc_node *n, struct stat *st)
+{
+	int fd;
+	struct hc_volume *v = NULL;
+	if (n->type == HC_NODE_ROOT)
+		fd = fs->b->dirfd;
+	else if (n->type == HC_NODE_DOMAIN)
+		fd = ((struct hc_domain *)n)->dirfd;
+	else
+		fd = (v = (struct hc_volume *)n)->cv.fd;
+	if (fstat(fd, st) < 0)
+		return -errno;
+	st->st_ino = hc_fs_ino(fs, n);
+	if (n->type == HC_NODE_ROOT)
+		st->st_nlink = 2;
+	if (v) {
+		pthread_mutex_lock(&v->lock);
+		st->st_size = (off_t)v->size;
+		if (v->mtime.tv_sec > st->st_mtim.tv_sec ||
+		    (v->mtime.tv_sec == st->st_mtim.tv_sec && v->mtime.tv_nsec > st->st_mtim.tv_nsec))
+			st->st_mtim = st->st_ctim = v->mtime;
+		pthread_mutex_unlock(&v->lock);
+		st->st_blksize = HC_BLOCK_SIZE;
+	}
+	return 0;
+}
+
+int hc_ns_readdir(struct hc_fs *fs, struct hc_node *dir, uint64_t off,
+		  int (*fill)(void *ctx, const char *name, const struct stat *st, uint64_t next),
+		  void *ctx)
+{
+	if (dir->type == HC_NODE_VOLUME)
+		return -ENOTDIR;
+	struct stat st;
+	memset(&st, 0, sizeof(st));
+	uint64_t idx = 0;
+	pthread_mutex_lock(&fs->ns_lock);
+	st.st_mode = S_IFDIR;
+	st.st_ino = hc_fs_ino(fs, dir);
+	if (idx++ >= off && fill(ctx, ".", &st, idx))
+		goto out;
+	st.st_ino = 1;
+	if (idx++ >= off && fill(ctx, "..", &st, idx))
+		goto out;
+	if (dir->type == HC_NODE_ROOT) {
+		for (struct hc_domain *d = fs->domains; d; d = d->next) {
+			st.st_ino = hc_fs_ino(fs, &d->node);
+			if (idx++ >= off && fill(ctx, d->name, &st, idx))
+				goto out;
+		}
+	} else {
+		st.st_mode = S_IFREG;
+		for (struct hc_volume *v = ((struct hc_domain *)dir)->vols; v; v = v->next) {
+			st.st_ino = hc_fs_ino(fs, &v->node);
+			if (idx++ >= off && fill(ctx, v->name, &st, idx))
+				goto out;
+		}
+	}
+out:
+	pthread_mutex_unlock(&fs->ns_lock);
+	return 0;
+}
+
+void hc_ns_open(struct hc_fs *fs, struct hc_volume *v)
+{
+	pthread_mutex_lock(&fs->ns_lock);
+	v->nopen++;
+	pthread_mutex_unlock(&fs->ns_lock);
+}
+
+void hc_ns_release(struct hc_fs *fs, struct hc_volume *v)
+{
+	pthread_mutex_lock(&fs->ns_lock);
+	v->nopen--;
+	maybe_free(fs, &v->node);
+	pthread_mutex_unlock(&fs->ns_lock);
+}
+
+int hc_ns_statfs(struct hc_fs *fs, struct statvfs *st)
+{
+	return fstatvfs(fs->b->dirfd, st) < 0 ? -errno : 0;
+}
+
+static int stats_line(char *buf, size_t len, const char *label, const struct hc_cstats *s)
+{
+	return snprintf(buf, len,
+			"%s hits %llu misses %llu admissions %llu writebacks %llu discards %llu "
+			"read_bytes %llu written_bytes %llu cached %lld dirty %lld\n",
+			label, (unsigned long long)s->hits, (unsigned long long)s->misses,
+			(unsigned long long)s->admissions, (unsigned long long)s->writebacks,
+			(unsigned long long)s->discards, (unsigned long long)s->read_bytes,
+			(unsigned long long)s->written_bytes, (long long)s->cached,
+			(long long)s->dirty);
+}
+
+int hc_ns_stats_text(struct hc_fs *fs, struct hc_domain *only, char *buf, size_t len)
+{
+	size_t used = 0;
+	struct hc_cstats s;
+	char label[NAME_MAX + 16];
+	pthread_mutex_lock(&fs->ns_lock);
+	for (struct hc_domain *d = fs->domains; d && used < len; d = d->next) {
+		if (only && d != only)
+			continue;
+		hc_cstats_read(&d->stats, &s);
+		snprintf(label, sizeof(label), "domain %s", d->name);
+		used += (size_t)stats_line(buf + used, len - used, label, &s);
+	}
+	pthread_mutex_unlock(&fs->ns_lock);
+	if (!only && used < len) {
+		hc_cache_total(fs->cache, &s);
+		used += (size_t)stats_line(buf + used, len - used, "total", &s);
+	}
+	return used >= len ? -ERANGE : (int)used;
+}
+
+int hc_ns_set_kind(struct hc_fs *fs, struct hc_volume *v, const char *kind)
+{
+	for (unsigned k = 0; k < 3; k++) {
+		if (strcmp(kind, kind_names[k]))
+			continue;
+		if (fsetxattr(v->cv.fd, KIND_XATTR, kind, strlen(kind), 0) < 0)
+			return -errno;
+		v->kind = (enum hc_kind)k;
+		return 0;
+	}
+	return -EINVAL;
+}

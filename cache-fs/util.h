@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Small helpers shared by the daemon and the tools: sizes and clocks. */
+#ifndef HC_UTIL_H
+#define HC_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * Parses "4096", "64K", "256M", "1G", "1T" (binary multiples, optional
+ * trailing "B" or "iB").  Returns 0 and stores the byte count, or -EINVAL
+ * for anything else (empty, negative, junk after the suffix, overflow).
+ */
+int hc_parse_size(const char *s, uint64_t *out);
+/* Formats bytes as "256 MiB"-style text into buf; returns buf. */
+char *hc_format_size(uint64_t bytes, char *buf, size_t len);
+/* Monotonic clock in nanoseconds. */
+uint64_t hc_now_ns(void);
+
+#define HC_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define HC_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+#endif

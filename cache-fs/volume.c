@@ -1,0 +1,447 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * Volume I/O: requests split into blocks and sent through the exclusive
+ * cache; read misses go to storage asynchronously and the reply is sent from
+ * the completion, so no FUSE worker waits on a read.  Sizes live in memory
+ * (v->size) and in the home file's size, set together.  Memory for requests
+ * comes from bounded preallocated pools: a request that finds a pool empty
+ * waits for one to come back, it never allocates.
+ *
+ * Backing file system nearly full: a write-back cache would acknowledge data
+ * it may later fail to store.  When free space drops below the dirty data
+ * plus a reserve, writes switch to write-through so ENOSPC reaches the writer.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+#include "volume.h"
+
+#define NRREQ 64
+#define NWREQ 64
+
+struct hc_buf_pool {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;	/* buffers or requests came back */
+	void *mem;
+	size_t mem_len;
+	void **free;		/* lock */
+	unsigned nfree;		/* lock */
+	struct hc_rreq *rreqs;
+	struct hc_rreq **rfree;	/* lock */
+	unsigned nrfree;	/* lock */
+	struct hc_wreq wreqs[NWREQ];
+	struct hc_wreq *wfree[NWREQ];	/* lock */
+	unsigned nwfree;	/* lock */
+};
+
+int hc_buf_pool_create(unsigned nbufs, struct hc_buf_pool **out)
+{
+	if (nbufs < HC_REQ_MAX_BLOCKS)
+		nbufs = HC_REQ_MAX_BLOCKS;
+	struct hc_buf_pool *p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->mem_len = (size_t)nbufs * HC_BLOCK_SIZE;
+	p->mem = mmap(NULL, p->mem_len, PROT_READ | PROT_WRITE,
+		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	p->free = calloc(nbufs, sizeof(*p->free));
+	p->rreqs = calloc(NRREQ, sizeof(*p->rreqs));
+	p->rfree = calloc(NRREQ, sizeof(*p->rfree));
+	if (p->mem == MAP_FAILED || !p->free || !p->rreqs || !p->rfree) {
+		if (p->mem != MAP_FAILED)
+			munmap(p->mem, p->mem_len);
+		free(p->free);
+		free(p->rreqs);
+		free(p->rfree);
+		free(p);
+		return -ENOMEM;
+	}
+	for (unsigned i = 0; i < nbufs; i++)
+		p->free[i] = (char *)p->mem + (size_t)i * HC_BLOCK_SIZE;
+	p->nfree = nbufs;
+	for (unsigned i = 0; i < NRREQ; i++)
+		p->rfree[i] = &p->rreqs[i];
+	p->nrfree = NRREQ;
+	for (unsigned i = 0; i < NWREQ; i++)
+		p->wfree[i] = &p->wreqs[i];
+	p->nwfree = NWREQ;
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->cond, NULL);
+	*out = p;
+	return 0;
+}
+
+void hc_buf_pool_destroy(struct hc_buf_pool *p)
+{
+	if (!p)
+		return;
+	munmap(p->mem, p->mem_len);
+	pthread_mutex_destroy(&p->lock);
+	pthread_cond_destroy(&p->cond);
+	free(p->free);
+	free(p->rreqs);
+	free(p->rfree);
+	free(p);
+}
+
+/* A request context and n buffers, all at once (so waiters cannot deadlock). */
+static struct hc_rreq *rreq_get(struct hc_buf_pool *p, unsigned n)
+{
+	pthread_mutex_lock(&p->lock);
+	while (!p->nrfree || p->nfree < n)
+		pthread_cond_wait(&p->cond, &p->lock);
+	struct hc_rreq *r = p->rfree[--p->nrfree];
+	for (unsigned k = 0; k < n; k++)
+		r->buf[k] = p->free[--p->nfree];
+	pthread_mutex_unlock(&p->lock);
+	r->nblk = n;
+	return r;
+}
+
+void hc_rreq_release(struct hc_rreq *r)
+{
+	struct hc_buf_pool *p = r->fs->bufs;
+	pthread_mutex_lock(&p->lock);
+	for (unsigned k = 0; k < r->nblk; k++)
+		p->free[p->nfree++] = r->buf[k];
+	p->rfree[p->nrfree++] = r;
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+}
+
+static struct hc_wreq *wreq_get(struct hc_buf_pool *p)
+{
+	pthread_mutex_lock(&p->lock);
+	while (!p->nwfree)
+		pthread_cond_wait(&p->cond, &p->lock);
+	struct hc_wreq *w = p->wfree[--p->nwfree];
+	pthread_mutex_unlock(&p->lock);
+	return w;
+}
+
+static void wreq_put(struct hc_buf_pool *p, struct hc_wreq *w)
+{
+	pthread_mutex_lock(&p->lock);
+	p->wfree[p->nwfree++] = w;
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+}
+
+uint64_t hc_vol_size(struct hc_volume *v)
+{
+	pthread_mutex_lock(&v->lock);
+	uint64_t s = v->size;
+	pthread_mutex_unlock(&v->lock);
+	return s;
+}
+
+static void rreq_put_pending(struct hc_rreq *r)
+{
+	if (__atomic_sub_fetch(&r->pending, 1, __ATOMIC_ACQ_REL) == 0)
+		r->done(r);
+}
+
+static void read_done(struct hc_io *io)
+{
+	struct hc_rreq *r = io->priv;
+	size_t want = 0;
+	for (int k = 0; k < io->iovcnt; k++)
+		want += io->iov[k].iov_len;
+	if (io->res < 0) {
+		int zero = 0;
+		__atomic_compare_exchange_n(&r->err, &zero, (int)io->res, 0, __ATOMIC_RELAXED,
+					    __ATOMIC_RELAXED);
+	} else {
+		hc_cache_count_read(r->fs->cache, &r->vol->cv, (uint64_t)io->res);
+		/* Past the end of the home file: zeros (the volume is sparse). */
+		size_t got = (size_t)io->res;
+		for (int k = 0; k < io->iovcnt && got < want; k++) {
+			size_t l = io->iov[k].iov_len;
+			if (got >= l) {
+				got -= l;
+				continue;
+			}
+			memset((char *)io->iov[k].iov_base + got, 0, l - got);
+			got = 0;
+		}
+	}
+	rreq_put_pending(r);
+}
+
+int hc_vol_read(struct hc_fs *fs, struct hc_volume *v, uint64_t off, size_t size,
+		void (*done)(struct hc_rreq *r), void *priv)
+{
+	if (size > HC_REQ_MAX_BYTES)
+		size = HC_REQ_MAX_BYTES;
+	uint64_t vsize = hc_vol_size(v);
+	uint64_t end = off + size < vsize ? off + size : vsize;
+	unsigned n = 0;
+	uint64_t blk0 = off / HC_BLOCK_SIZE;
+	if (off < end)
+		n = (unsigned)((end - 1) / HC_BLOCK_SIZE - blk0 + 1);
+	struct hc_rreq *r = rreq_get(fs->bufs, n);
+	r->fs = fs;
+	r->vol = v;
+	r->done = done;
+	r->priv = priv;
+	r->err = 0;
+	r->iovcnt = (int)n;
+	if (n == 0) {
+		done(r);
+		return 0;
+	}
+	hc_cache_read(fs->cache, &v->cv, blk0, n, r->buf, r->miss);
+	for (unsigned k = 0; k < n; k++) {
+		uint64_t bstart = (blk0 + k) * HC_BLOCK_SIZE;
+		uint64_t from = k == 0 ? off - bstart : 0;
+		uint64_t to = bstart + HC_BLOCK_SIZE > end ? end - bstart : HC_BLOCK_SIZE;
+		r->iov[k].iov_base = (char *)r->buf[k] + from;
+		r->iov[k].iov_len = to - from;
+		r->riov[k].iov_base = r->buf[k];
+		r->riov[k].iov_len = HC_BLOCK_SIZE;
+	}
+	/* One vectored read per run of consecutive misses. */
+	r->pending = 1;
+	unsigned nio = 0;
+	for (unsigned k = 0; k < n;) {
+		if (!r->miss[k]) {
+			k++;
+			continue;
+		}
+		unsigned e = k;
+		while (e < n && r->miss[e])
+			e++;
+		struct hc_io *io = &r->io[nio++];
+		io->op = HC_IO_READ;
+		io->fd = v->cv.fd;
+		io->off = (blk0 + k) * HC_BLOCK_SIZE;
+		io->iov = &r->riov[k];
+		io->iovcnt = (int)(e - k);
+		io->done = read_done;
+		io->priv = r;
+		__atomic_fetch_add(&r->pending, 1, __ATOMIC_RELAXED);
+		int err = hc_ioeng_submit(fs->eng, io);
+		if (err) {
+			io->res = err;
+			read_done(io);
+		}
+		k = e;
+	}
+	rreq_put_pending(r);
+	return 0;
+}
+
+/* 1 when free space on the backing file system is too low for write-back. */
+static int space_low(struct hc_fs *fs)
+{
+	uint64_t now = hc_now_ns();
+	pthread_mutex_lock(&fs->space_lock);
+	if (now - fs->space_checked_ns > 100 * 1000 * 1000ull || !fs->space_checked_ns) {
+		struct statvfs st;
+		if (fstatvfs(fs->b->dirfd, &st) == 0)
+			fs->space_avail = (uint64_t)st.f_bavail * st.f_frsize;
+		fs->space_checked_ns = now;
+	}
+	uint64_t avail = fs->space_avail;
+	pthread_mutex_unlock(&fs->space_lock);
+	struct hc_cstats t;
+	hc_cache_total(fs->cache, &t);
+	uint64_t dirty = t.dirty > 0 ? (uint64_t)t.dirty * HC_BLOCK_SIZE : 0;
+	return avail < dirty + fs->space_reserve;
+}
+
+/* Grows the volume to end if it is smaller. */
+static int extend(struct hc_volume *v, uint64_t end)
+{
+	int err = 0;
+	pthread_mutex_lock(&v->lock);
+	if (end > v->size) {
+		if (ftruncate(v->cv.fd, (off_t)end) < 0)
+			err = -errno;
+		else
+			v->size = end;
+	}
+	clock_gettime(CLOCK_REALTIME, &v->mtime);
+	pthread_mutex_unlock(&v->lock);
+	return err;
+}
+
+static void wreq_group_done(struct hc_cache_group *g)
+{
+	struct hc_wreq *w = (struct hc_wreq *)g;
+	w->done(w, __atomic_load_n(&g->err, __ATOMIC_RELAXED));
+}
+
+void hc_wreq_release(struct hc_wreq *w)
+{
+	wreq_put(w->fs->bufs, w);
+}
+
+ssize_t hc_vol_write(struct hc_fs *fs, struct hc_volume *v, uint64_t off, const void *buf,
+		     size_t len, void (*done)(struct hc_wreq *w, int err), void *priv)
+{
+	if (off >= HC_MAX_VOLUME_SIZE || len > HC_MAX_VOLUME_SIZE - off)
+		return -EFBIG;
+	if (len == 0)
+		return 0;
+	pthread_rwlock_rdlock(&v->iolock);
+	int err = extend(v, off + len);
+	if (err) {
+		pthread_rwlock_unlock(&v->iolock);
+		return err;
+	}
+	if (!fs->writethrough && !space_low(fs)) {
+		err = hc_cache_write(fs->cache, &v->cv, off, buf, len, NULL);
+		pthread_rwlock_unlock(&v->iolock);
+		return err ? err : (ssize_t)len;
+	}
+	struct hc_wreq *w = wreq_get(fs->bufs);
+	w->grp.pending = 1;
+	w->grp.err = 0;
+	w->grp.done = wreq_group_done;
+	w->fs = fs;
+	w->done = done;
+	w->priv = priv;
+	w->size = len;
+	err = hc_cache_write(fs->cache, &v->cv, off, buf, len, &w->grp);
+	pthread_rwlock_unlock(&v->iolock);
+	if (err) {
+		int zero = 0;
+		__atomic_compare_exchange_n(&w->grp.err, &zero, err, 0, __ATOMIC_RELAXED,
+					    __ATOMIC_RELAXED);
+	}
+	hc_cache_group_put(&w->grp);
+	return 0;
+}
+
+/* Trims the home file to the logical size (a tail write-back writes a whole block). */
+static int fix_home_size(struct hc_volume *v)
+{
+	struct stat st;
+	int err = 0;
+	pthread_mutex_lock(&v->lock);
+	if (fstat(v->cv.fd, &st) < 0)
+		err = -errno;
+	else if ((uint64_t)st.st_size != v->size && ftruncate(v->cv.fd, (off_t)v->size) < 0)
+		err = -errno;
+	pthread_mutex_unlock(&v->lock);
+	return err;
+}
+
+int hc_vol_fsync(struct hc_fs *fs, struct hc_volume *v, int datasync)
+{
+	int err = hc_cache_flush(fs->cache, &v->cv);
+	int err2 = fix_home_size(v);
+	if (datasync ? fdatasync(v->cv.fd) : fsync(v->cv.fd))
+		err2 = err2 ? err2 : -errno;
+	return err ? err : err2;
+}
+
+/*
+ * Makes the cache forget bytes [off, off+len) of v: whole blocks dropped,
+ * partial ones zeroed in place.  The caller changes the home file after.
+ */
+static void cache_forget_range(struct hc_fs *fs, struct hc_volume *v, uint64_t off, uint64_t len)
+{
+	if (!len)
+		return;
+	uint64_t end = off + len;
+	uint64_t first = (off + HC_BLOCK_SIZE - 1) / HC_BLOCK_SIZE;
+	uint64_t last_excl = end / HC_BLOCK_SIZE;
+	if (off % HC_BLOCK_SIZE) {
+		uint64_t b = off / HC_BLOCK_SIZE;
+		unsigned to = b == end / HC_BLOCK_SIZE ? (unsigned)(end % HC_BLOCK_SIZE) : HC_BLOCK_SIZE;
+		hc_cache_zero_range(fs->cache, &v->cv, b, (unsigned)(off % HC_BLOCK_SIZE), to);
+	}
+	if (end % HC_BLOCK_SIZE && end / HC_BLOCK_SIZE >= first)
+		hc_cache_zero_range(fs->cache, &v->cv, end / HC_BLOCK_SIZE, 0,
+				    (unsigned)(end % HC_BLOCK_SIZE));
+	if (last_excl > first)
+		hc_cache_discard(fs->cache, &v->cv, first, last_excl - 1);
+}
+
+int hc_vol_truncate(struct hc_fs *fs, struct hc_volume *v, uint64_t size)
+{
+	if (size > HC_MAX_VOLUME_SIZE)
+		return -EFBIG;
+	int err = 0;
+	pthread_rwlock_wrlock(&v->iolock);
+	uint64_t old = hc_vol_size(v);
+	if (size < old)
+		cache_forget_range(fs, v, size, UINT64_MAX / 2 - size);
+	pthread_mutex_lock(&v->lock);
+	if (ftruncate(v->cv.fd, (off_t)size) < 0)
+		err = -errno;
+	else
+		v->size = size;
+	clock_gettime(CLOCK_REALTIME, &v->mtime);
+	pthread_mutex_unlock(&v->lock);
+	pthread_rwlock_unlock(&v->iolock);
+	return err;
+}
+
+int hc_vol_fallocate(struct hc_fs *fs, struct hc_volume *v, int mode, uint64_t off, uint64_t len)
+{
+	const int known = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE;
+	if (mode & ~known)
+		return -EOPNOTSUPP;
+	if ((mode & FALLOC_FL_PUNCH_HOLE) && !(mode & FALLOC_FL_KEEP_SIZE))
+		return -EOPNOTSUPP;
+	if (off >= HC_MAX_VOLUME_SIZE || len > HC_MAX_VOLUME_SIZE - off)
+		return -EFBIG;
+	int err = 0;
+	pthread_rwlock_wrlock(&v->iolock);
+	if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) {
+		/* Discard: drop from the cache with no write, then from storage. */
+		cache_forget_range(fs, v, off, len);
+		if (fallocate(v->cv.fd, mode, (off_t)off, (off_t)len) < 0) {
+			err = -errno;
+			if (err == -EOPNOTSUPP && (mode & FALLOC_FL_ZERO_RANGE)) {
+				int keep = mode & FALLOC_FL_KEEP_SIZE;
+				err = 0;
+				if (fallocate(v->cv.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+					      (off_t)off, (off_t)len) < 0 ||
+				    fallocate(v->cv.fd, keep, (off_t)off, (off_t)len) < 0)
+					err = -errno;
+			}
+		}
+	} else if (fallocate(v->cv.fd, mode, (off_t)off, (off_t)len) < 0) {
+		err = -errno;
+	}
+	if (!err && !(mode & FALLOC_FL_KEEP_SIZE)) {
+		pthread_mutex_lock(&v->lock);
+		if (off + len > v->size)
+			v->size = off + len;
+		pthread_mutex_unlock(&v->lock);
+	}
+	pthread_rwlock_unlock(&v->iolock);
+	return err;
+}
+
+int64_t hc_vol_seek(struct hc_fs *fs, struct hc_volume *v, int64_t off, int whence)
+{
+	/* Holes are the home file's once every cached block is written. */
+	int err = hc_cache_flush(fs->cache, &v->cv);
+	if (!err)
+		err = fix_home_size(v);
+	if (err)
+		return err;
+	uint64_t size = hc_vol_size(v);
+	if (off < 0 || (uint64_t)off >= size)
+		return -ENXIO;
+	off_t r = lseek(v->cv.fd, (off_t)off, whence);
+	if (r < 0)
+		return -errno;
+	if ((uint64_t)r > size)
+		r = (off_t)size;
+	return r;
+}

@@ -1,0 +1,193 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Domains, volumes and the namespace they form (ns.c), and volume I/O
+ * (volume.c): splitting requests into blocks, sizes, fsync, discard, seek.
+ *
+ * The namespace is two levels deep: the root holds domains (directories of
+ * the backing directory), a domain holds volumes (regular files, their home
+ * files).  Every domain and volume is in memory for the whole mount, loaded
+ * at start; a volume object outlives the kernel's inodes because the cache
+ * may hold its dirty blocks.  Node pointers are the FUSE inode numbers.
+ *
+ * Locking: hc_fs.ns_lock protects the lists, names, lookup and open counts.
+ * A volume's iolock is taken shared by reads and writes and exclusively by
+ * size changes and fallocate; its size is read and set under v->lock.
+ */
+#ifndef HC_VOLUME_H
+#define HC_VOLUME_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/uio.h>
+
+#include "excache.h"
+#include "hecache/format.h"
+#include "ioeng.h"
+#include "sb.h"
+
+#define HC_MAX_VOLUME_SIZE (1ull << 44)	/* 16 TiB */
+#define HC_REQ_MAX_BYTES (1u << 20)		/* largest FUSE read/write */
+#define HC_REQ_MAX_BLOCKS (HC_REQ_MAX_BYTES / HC_BLOCK_SIZE + 2)
+
+enum hc_node_type { HC_NODE_ROOT, HC_NODE_DOMAIN, HC_NODE_VOLUME };
+
+enum hc_kind { HC_KIND_DISK, HC_KIND_SWAP, HC_KIND_RAM };
+
+struct hc_node {
+	enum hc_node_type type;
+	uint64_t nlookup;	/* ns_lock */
+};
+
+struct hc_domain {
+	struct hc_node node;
+	char name[NAME_MAX + 1];	/* ns_lock */
+	int dirfd;
+	int removed;			/* ns_lock */
+	struct hc_cstats stats;		/* atomics */
+	struct hc_volume *vols;		/* ns_lock */
+	struct hc_domain *next;		/* ns_lock */
+};
+
+struct hc_volume {
+	struct hc_node node;
+	struct hc_cvol cv;
+	struct hc_domain *dom;		/* ns_lock */
+	char name[NAME_MAX + 1];	/* ns_lock */
+	enum hc_kind kind;
+	int direct;			/* cv.fd opened with O_DIRECT */
+	int nopen;			/* ns_lock */
+	int unlinked;			/* ns_lock */
+	pthread_rwlock_t iolock;
+	pthread_mutex_t lock;
+	uint64_t size;			/* lock: logical size in bytes */
+	struct timespec mtime;		/* lock: last write, 0 = take backing's */
+	struct hc_volume *next;		/* ns_lock */
+};
+
+struct hc_buf_pool;
+struct hc_rreq;
+struct hc_wreq;
+
+struct hc_fs {
+	struct hc_backing *b;
+	struct hc_cache *cache;
+	struct hc_ioeng *eng;
+	int writethrough;
+	struct hc_node root;
+	pthread_mutex_t ns_lock;
+	struct hc_domain *domains;	/* ns_lock */
+	struct hc_buf_pool *bufs;
+	pthread_mutex_t space_lock;
+	uint64_t space_checked_ns;	/* space_lock */
+	uint64_t space_avail;		/* space_lock */
+	uint64_t space_reserve;		/* bytes kept free before write-through */
+};
+
+/* A read in progress; done() gets it with err or iov/iovcnt to reply with. */
+struct hc_rreq {
+	struct hc_fs *fs;
+	struct hc_volume *vol;
+	void (*done)(struct hc_rreq *r);
+	void *priv;
+	int err;
+	int iovcnt;
+	struct iovec iov[HC_REQ_MAX_BLOCKS];	/* the reply */
+	/* private */
+	int pending;
+	unsigned nblk;
+	void *buf[HC_REQ_MAX_BLOCKS];
+	uint8_t miss[HC_REQ_MAX_BLOCKS];
+	struct iovec riov[HC_REQ_MAX_BLOCKS];
+	struct hc_io io[HC_REQ_MAX_BLOCKS / 2 + 1];
+};
+
+/* A write-through in progress. */
+struct hc_wreq {
+	struct hc_cache_group grp;
+	struct hc_fs *fs;
+	void (*done)(struct hc_wreq *w, int err);
+	void *priv;
+	size_t size;
+};
+
+/* --- ns.c --- */
+
+/*
+ * Loads the namespace of an opened backing directory and creates the cache
+ * and buffer pool.  msg gets one line on failure.
+ */
+int hc_fs_create(struct hc_backing *b, struct hc_ioeng *eng, uint64_t cache_bytes,
+		 int writethrough, struct hc_fs **out, char *msg, size_t msglen)
+	__attribute__((warn_unused_result));
+/* Writes back every dirty block and syncs every volume; returns 0 or -errno. */
+int hc_fs_flush_all(struct hc_fs *fs);
+/* Frees everything (call hc_fs_flush_all first to keep dirty data). */
+void hc_fs_destroy(struct hc_fs *fs);
+
+struct hc_node *hc_fs_node(struct hc_fs *fs, uint64_t ino);
+uint64_t hc_fs_ino(struct hc_fs *fs, struct hc_node *n);
+
+/* Looks a name up in the root or a domain; +1 lookup on success. */
+int hc_ns_lookup(struct hc_fs *fs, struct hc_node *parent, const char *name,
+		 struct hc_node **out);
+/* Drops n lookups; frees an unlinked volume nobody uses any more. */
+void hc_ns_forget(struct hc_fs *fs, struct hc_node *node, uint64_t n);
+int hc_ns_mkdir(struct hc_fs *fs, struct hc_node *parent, const char *name, mode_t mode,
+		uid_t uid, gid_t gid, struct hc_node **out);
+int hc_ns_rmdir(struct hc_fs *fs, struct hc_node *parent, const char *name);
+int hc_ns_create(struct hc_fs *fs, struct hc_node *parent, const char *name, mode_t mode,
+		 uid_t uid, gid_t gid, struct hc_volume **out);
+int hc_ns_unlink(struct hc_fs *fs, struct hc_node *parent, const char *name);
+int hc_ns_rename(struct hc_fs *fs, struct hc_node *parent, const char *name,
+		 struct hc_node *newparent, const char *newname, unsigned flags);
+/* Calls fill for entries from index off on; stops when fill returns non-zero. */
+int hc_ns_readdir(struct hc_fs *fs, struct hc_node *dir, uint64_t off,
+		  int (*fill)(void *ctx, const char *name, const struct stat *st, uint64_t next),
+		  void *ctx);
+int hc_ns_getattr(struct hc_fs *fs, struct hc_node *n, struct stat *st);
+/* Open count, for the life of unlinked volumes. */
+void hc_ns_open(struct hc_fs *fs, struct hc_volume *v);
+void hc_ns_release(struct hc_fs *fs, struct hc_volume *v);
+int hc_ns_statfs(struct hc_fs *fs, struct statvfs *st);
+/* Text of the counters (doc/hecache-fs.8): all domains + total, or one. */
+int hc_ns_stats_text(struct hc_fs *fs, struct hc_domain *only, char *buf, size_t len);
+int hc_ns_set_kind(struct hc_fs *fs, struct hc_volume *v, const char *kind);
+const char *hc_kind_name(enum hc_kind k);
+
+/* --- volume.c --- */
+
+/* Buffer pool of 4 KiB blocks for read replies (bounded, preallocated). */
+int hc_buf_pool_create(unsigned nbufs, struct hc_buf_pool **out)
+	__attribute__((warn_unused_result));
+void hc_buf_pool_destroy(struct hc_buf_pool *p);
+
+/*
+ * Reads size bytes at off.  Hits are served from the cache, misses from
+ * storage asynchronously; r->done runs once, maybe before this returns.
+ * The caller replies and then calls hc_rreq_release().  Returns 0, or
+ * -errno when nothing was started (done will not run).
+ */
+int hc_vol_read(struct hc_fs *fs, struct hc_volume *v, uint64_t off, size_t size,
+		void (*done)(struct hc_rreq *r), void *priv);
+void hc_rreq_release(struct hc_rreq *r);
+
+/*
+ * Writes len bytes at off.  Write-back: returns len once admitted.
+ * Write-through (-o writethrough, or the backing file system nearly full):
+ * returns 0 and later calls done(w, err) with w from a bounded pool.
+ * Negative errno on failure (-EFBIG past HC_MAX_VOLUME_SIZE).
+ */
+ssize_t hc_vol_write(struct hc_fs *fs, struct hc_volume *v, uint64_t off, const void *buf,
+		     size_t len, void (*done)(struct hc_wreq *w, int err), void *priv);
+void hc_wreq_release(struct hc_wreq *w);
+int hc_vol_fsync(struct hc_fs *fs, struct hc_volume *v, int datasync);
+int hc_vol_truncate(struct hc_fs *fs, struct hc_volume *v, uint64_t size);
+int hc_vol_fallocate(struct hc_fs *fs, struct hc_volume *v, int mode, uint64_t off, uint64_t len);
+/* SEEK_DATA / SEEK_HOLE; returns the offset or -errno. */
+int64_t hc_vol_seek(struct hc_fs *fs, struct hc_volume *v, int64_t off, int whence);
+uint64_t hc_vol_size(struct hc_volume *v);
+
+#endif

@@ -1,0 +1,154 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+# Shared helpers for the integration scenarios.  Source it first; it sets up
+# a scratch directory and an EXIT trap that undoes everything a scenario made
+# (swap areas, loop devices, cgroups, mounts, daemons it started), in that
+# order, even when the scenario fails.  Exit 77 = skip (automake), only where
+# a capability is really absent.
+#
+# Environment: HECACHE_FS (daemon binary), HC_TOOLS (dir of helper programs);
+# both default to the build tree this script runs from.
+
+set -u
+HC_TOP_BUILDDIR=${HC_TOP_BUILDDIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+HECACHE_FS=${HECACHE_FS:-$HC_TOP_BUILDDIR/cache-fs/hecache-fs}
+HC_TOOLS=${HC_TOOLS:-$HC_TOP_BUILDDIR/tools}
+HC_TESTNAME=$(basename "$0" .sh)
+
+hc_skip() { echo "SKIP: $HC_TESTNAME: $*"; exit 77; }
+hc_fail() { echo "FAIL: $HC_TESTNAME: $*" >&2; exit 1; }
+hc_info() { echo "$HC_TESTNAME: $*"; }
+
+[ "$(id -u)" = 0 ] || hc_skip "needs root"
+[ -c /dev/fuse ] || hc_skip "no /dev/fuse"
+[ -x "$HECACHE_FS" ] || hc_fail "no daemon at $HECACHE_FS"
+
+# Scratch space on the real file system (not tmpfs: O_DIRECT, sparse files).
+HC_SCRATCH=$(mktemp -d "${HC_SCRATCH_BASE:-/var/tmp}/hc-$HC_TESTNAME.XXXXXX")
+
+HC_SWAPS=()	# swap files/devices we swapon'ed
+HC_LOOPS=()	# loop devices we attached
+HC_CGROUPS=()	# cgroup directories we created
+HC_MOUNTS=()	# mountpoints we mounted
+HC_PIDS=()	# daemons (and other processes) we started
+
+hc_cleanup() {
+	local rc=$?
+	set +e
+	local i
+	# workloads (in our cgroups) first, then swap, loops, mounts, daemons
+	for ((i = ${#HC_CGROUPS[@]} - 1; i >= 0; i--)); do
+		hc_cgroup_remove "${HC_CGROUPS[i]}"
+	done
+	for ((i = ${#HC_SWAPS[@]} - 1; i >= 0; i--)); do
+		grep -q "^${HC_SWAPS[i]} " /proc/swaps && swapoff "${HC_SWAPS[i]}"
+	done
+	for ((i = ${#HC_LOOPS[@]} - 1; i >= 0; i--)); do
+		losetup -d "${HC_LOOPS[i]}" 2>/dev/null
+	done
+	for ((i = ${#HC_MOUNTS[@]} - 1; i >= 0; i--)); do
+		if mountpoint -q "${HC_MOUNTS[i]}"; then
+			fusermount3 -u "${HC_MOUNTS[i]}" 2>/dev/null || umount -l "${HC_MOUNTS[i]}"
+		fi
+	done
+	for pid in "${HC_PIDS[@]}"; do
+		kill -0 "$pid" 2>/dev/null || continue
+		kill "$pid" 2>/dev/null
+		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+		kill -9 "$pid" 2>/dev/null
+	done
+	rm -rf "$HC_SCRATCH"
+	exit $rc
+}
+trap hc_cleanup EXIT
+trap 'exit 130' INT TERM
+
+# hc_mount BACKING MOUNTPOINT [hecache-fs options...]
+# Starts the daemon in the foreground (as a background job, so we own its
+# PID), waits until the mount is live.  Sets HC_DAEMON_PID.  Log in
+# $HC_SCRATCH/daemon.log.
+hc_mount() {
+	local backing=$1 mnt=$2
+	shift 2
+	mkdir -p "$backing" "$mnt"
+	"$HECACHE_FS" "$backing" "$mnt" -f "$@" >>"$HC_SCRATCH/daemon.log" 2>&1 &
+	HC_DAEMON_PID=$!
+	HC_PIDS+=("$HC_DAEMON_PID")
+	HC_MOUNTS+=("$mnt")
+	local i
+	for i in $(seq 100); do
+		if grep -q " $mnt fuse" /proc/mounts; then
+			return 0
+		fi
+		kill -0 "$HC_DAEMON_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	cat "$HC_SCRATCH/daemon.log" >&2
+	hc_fail "mount of $backing on $mnt did not come up"
+}
+
+# hc_umount MOUNTPOINT: unmounts and waits for our daemon to exit cleanly.
+hc_umount() {
+	local mnt=$1
+	fusermount3 -u "$mnt" || hc_fail "fusermount3 -u $mnt failed"
+	local rc=0
+	wait "$HC_DAEMON_PID" || rc=$?
+	[ "$rc" = 0 ] || { cat "$HC_SCRATCH/daemon.log" >&2; hc_fail "daemon exited with $rc"; }
+}
+
+# hc_stat MOUNTPOINT DOMAIN|total KEY: one counter from the daemon.
+# Counters: hits misses admissions writebacks discards read_bytes
+# written_bytes cached dirty (blocks for the last two).
+hc_stat() {
+	getfattr --only-values -n user.hecache.stats "$1" 2>/dev/null |
+		awk -v d="$2" -v k="$3" '$1 == d { for (i = 2; i < NF; i += 2) if ($i == k) print $(i + 1) }'
+}
+hc_stats() { getfattr --only-values -n user.hecache.stats "$1"; }
+
+# Memory cgroups, v1 (memory.limit_in_bytes) or v2 (memory.max).
+hc_cgroup_version() {
+	if [ -f /sys/fs/cgroup/memory/memory.limit_in_bytes ]; then
+		echo 1
+	elif [ -f /sys/fs/cgroup/cgroup.controllers ] &&
+		grep -qw memory /sys/fs/cgroup/cgroup.controllers; then
+		echo 2
+	else
+		echo 0
+	fi
+}
+# hc_cgroup_create NAME LIMIT_BYTES -> prints the cgroup directory
+hc_cgroup_create() {
+	local name=$1 limit=$2 dir
+	case $(hc_cgroup_version) in
+	1)
+		dir=/sys/fs/cgroup/memory/$name
+		mkdir "$dir" || return 1
+		HC_CGROUPS+=("$dir")
+		echo "$limit" >"$dir/memory.limit_in_bytes"
+		echo 100 >"$dir/memory.swappiness" 2>/dev/null
+		;;
+	2)
+		dir=/sys/fs/cgroup/$name
+		grep -qw memory /sys/fs/cgroup/cgroup.subtree_control ||
+			echo +memory >/sys/fs/cgroup/cgroup.subtree_control
+		mkdir "$dir" || return 1
+		HC_CGROUPS+=("$dir")
+		echo "$limit" >"$dir/memory.max"
+		;;
+	*) return 1 ;;
+	esac
+	echo "$dir"
+}
+# hc_cgroup_exec DIR CMD...: runs CMD inside the cgroup, returns its status.
+hc_cgroup_exec() {
+	local dir=$1
+	shift
+	sh -c 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' sh "$dir" "$@"
+}
+hc_cgroup_remove() {
+	local dir=$1
+	[ -d "$dir" ] || return 0
+	local p
+	for p in $(cat "$dir/cgroup.procs" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
+	for _ in $(seq 50); do rmdir "$dir" 2>/dev/null && return 0; sleep 0.1; done
+	return 1
+}
