@@ -100,7 +100,10 @@ hc_umount() {
 # written_bytes cached dirty (blocks for the last two).
 hc_stat() {
 	getfattr --only-values -n user.hecache.stats "$1" 2>/dev/null |
-		awk -v d="$2" -v k="$3" '$1 == d { for (i = 2; i < NF; i += 2) if ($i == k) print $(i + 1) }'
+		awk -v d="$2" -v k="$3" '
+			$1 == "total" && d == "total" { s = 2 }
+			$1 == "domain" && $2 == d { s = 3 }
+			s { for (i = s; i < NF; i += 2) if ($i == k) print $(i + 1); s = 0 }'
 }
 hc_stats() { getfattr --only-values -n user.hecache.stats "$1"; }
 
