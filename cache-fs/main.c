@@ -9,6 +9,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -187,6 +188,62 @@ static int check_options(struct options *o, uint64_t *cache_bytes)
 	return 0;
 }
 
+/*
+ * Background mode forks before any thread or io_uring/AIO context exists
+ * (neither survives fork).  The parent waits for the child to report that
+ * the mount is up, so setup errors still reach the terminal and give a
+ * non-zero exit.  Returns the pipe's write end in the child, -1 in the
+ * foreground; the parent never returns.
+ */
+static int daemon_fork(int foreground)
+{
+	if (foreground)
+		return -1;
+	int p[2];
+	if (pipe(p) < 0) {
+		hc_log(LOG_ERR, "pipe: %s", strerror(errno));
+		exit(1);
+	}
+	pid_t pid = fork();
+	if (pid < 0) {
+		hc_log(LOG_ERR, "fork: %s", strerror(errno));
+		exit(1);
+	}
+	if (pid > 0) {
+		close(p[1]);
+		char status = 1;
+		if (read(p[0], &status, 1) != 1)
+			status = 1;
+		_exit(status);
+	}
+	close(p[0]);
+	return p[1];
+}
+
+/* Child: detaches and tells the waiting parent how setup went. */
+static void daemon_ready(int fd, char status)
+{
+	if (fd < 0)
+		return;
+	if (status == 0) {
+		setsid();
+		if (chdir("/") < 0)
+			hc_log(LOG_WARNING, "chdir /: %s", strerror(errno));
+		int null = open("/dev/null", O_RDWR);
+		if (null >= 0) {
+			dup2(null, 0);
+			dup2(null, 1);
+			dup2(null, 2);
+			if (null > 2)
+				close(null);
+		}
+		hc_log_use_syslog(1);
+	}
+	if (write(fd, &status, 1) != 1)
+		hc_log(LOG_WARNING, "cannot report start-up to the parent");
+	close(fd);
+}
+
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -228,6 +285,8 @@ int main(int argc, char *argv[])
 	struct fuse_session *se = fuse_session_new(&args, &hc_fs_ops, sizeof(hc_fs_ops), &daemon);
 	if (!se)
 		goto out_args;
+
+	int ready_fd = daemon_fork(o.foreground);
 
 	/* I6: inherited by every thread created from here on. */
 	if (prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0) < 0)
@@ -271,9 +330,8 @@ int main(int argc, char *argv[])
 	hc_log(LOG_INFO, "serving %s on %s: cache %s, io engine %s%s", o.backing, o.mountpoint,
 	       hc_format_size(hc_cache_blocks(daemon.fs->cache) * HC_BLOCK_SIZE, sz, sizeof(sz)),
 	       hc_ioeng_name(eng), o.writethrough ? ", write-through" : "");
-	if (!o.foreground)
-		hc_log_use_syslog(1);
-	fuse_daemonize(o.foreground);
+	daemon_ready(ready_fd, 0);
+	ready_fd = -1;
 
 	if (o.single) {
 		ret = fuse_session_loop(se);
@@ -308,6 +366,7 @@ out_backing:
 	hc_backing_close(b);
 out_session:
 	fuse_session_destroy(se);
+	daemon_ready(ready_fd, 1);
 out_args:
 	fuse_opt_free_args(&args);
 	free_options(&o);
