@@ -18,6 +18,7 @@ hc_skip() { echo "SKIP: $HC_TESTNAME: $*"; exit 77; }
 hc_fail() { echo "FAIL: $HC_TESTNAME: $*" >&2; exit 1; }
 hc_info() { echo "$HC_TESTNAME: $*"; }
 
+[ "${HC_SKIP_INTEGRATION:-}" = 1 ] && hc_skip "integration scenarios disabled (distcheck)"
 [ "$(id -u)" = 0 ] || hc_skip "needs root"
 [ -c /dev/fuse ] || hc_skip "no /dev/fuse"
 [ -x "$HECACHE_FS" ] || hc_fail "no daemon at $HECACHE_FS"
