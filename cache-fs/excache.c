@@ -354,25 +354,27 @@ static void wb_done(struct hc_io *io)
 			c->nclean++;
 		}
 	}
-	v->nwb -= w->n;
-	c->nwriting -= w->n;
+	unsigned n = w->n;
+	unsigned long long off = (unsigned long long)io->off;
+	v->nwb -= n;
+	c->nwriting -= n;
 	if (err) {
 		if (!v->wb_err)
 			v->wb_err = err;
 		c->last_wb_err = err;
+	} else {
+		STAT_ADD(c, v, writebacks, n);
+		STAT_ADD(c, v, written_bytes, (uint64_t)n * HC_BLOCK_SIZE);
 	}
+	/* After this w may be reused and v freed (once nwb is 0). */
 	w->next = c->wb_free;
 	c->wb_free = w;
 	pthread_cond_broadcast(&c->cond);
 	pthread_mutex_unlock(&c->lock);
 
-	if (err) {
+	if (err)
 		hc_log_ratelimited(LOG_ERR, "write-back of %u blocks at offset %llu failed: %s",
-				   w->n, (unsigned long long)io->off, strerror(-err));
-	} else {
-		STAT_ADD(c, v, writebacks, w->n);
-		STAT_ADD(c, v, written_bytes, (uint64_t)w->n * HC_BLOCK_SIZE);
-	}
+				   n, off, strerror(-err));
 	if (grp) {
 		int zero = 0;
 		if (err)

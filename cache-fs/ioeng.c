@@ -91,6 +91,7 @@ int hc_ioeng_submit(struct hc_ioeng *e, struct hc_io *io)
 
 void hc_ioeng_complete(struct hc_ioeng *e, struct hc_io *io, ssize_t res)
 {
+	HC_TSAN_ACQUIRE(io);
 	if (io->op == HC_IO_WRITE && res > 0) {
 		size_t left = iov_total(io->iov, io->iovcnt);
 		if ((size_t)res < left) {

@@ -20,6 +20,21 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
+/*
+ * Submission and completion meet through the kernel (io_uring rings, AIO
+ * events), which ThreadSanitizer cannot see: tell it that everything done
+ * up to the hand-over to the kernel happens before the completion.
+ */
+#if defined(__SANITIZE_THREAD__)
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+#define HC_TSAN_RELEASE(p) __tsan_release(p)
+#define HC_TSAN_ACQUIRE(p) __tsan_acquire(p)
+#else
+#define HC_TSAN_RELEASE(p) do { } while (0)
+#define HC_TSAN_ACQUIRE(p) do { } while (0)
+#endif
+
 enum hc_io_op { HC_IO_READ, HC_IO_WRITE, HC_IO_FSYNC, HC_IO_FDATASYNC };
 
 struct hc_io {

@@ -120,6 +120,7 @@ static int aio_submit(struct hc_ioeng *e, struct hc_io *io)
 	else
 		io_prep_pwritev(cb, io->fd, io->iov, io->iovcnt, (long long)io->off);
 	cb->data = io;
+	HC_TSAN_RELEASE(io);
 	int res;
 	do
 		res = io_submit(a->ctx, 1, &cb);

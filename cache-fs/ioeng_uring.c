@@ -102,6 +102,8 @@ static int uring_queue(struct uring *u, struct hc_io *io)
 		}
 	}
 	io_uring_sqe_set_data(sqe, io);
+	if (io)
+		HC_TSAN_RELEASE(io);
 	int res;
 	do
 		res = io_uring_submit(&u->ring);
