@@ -92,8 +92,9 @@ unsigned hc_cache_read(struct hc_cache *c, struct hc_cvol *v, uint64_t blk, unsi
  * dirty; a partial block not in the cache is read from storage first.
  * With grp, every block written is also sent to storage and grp counts the
  * writes (take a reference before, drop it with hc_cache_group_put after).
- * Returns 0 or -errno (-EIO / -ENOSPC when no block can be freed because
- * write-backs keep failing; an error reading a partial block).
+ * Returns 0 or -errno: when no block can be freed because every cached
+ * block is dirty and its write-back failed, the last write-back error (-EIO
+ * if none was recorded); an error reading a partial block.
  */
 int hc_cache_write(struct hc_cache *c, struct hc_cvol *v, uint64_t off, const void *buf,
 		   size_t len, struct hc_cache_group *grp);
@@ -101,7 +102,10 @@ int hc_cache_write(struct hc_cache *c, struct hc_cvol *v, uint64_t off, const vo
 /*
  * Writes every dirty block of v to storage and waits for it and for all
  * write-backs in flight.  Blocks stay cached, clean.  Returns 0 or the first
- * write-back error since the previous flush (then cleared).
+ * write-back error since the previous flush (then cleared).  After a failed
+ * background write-back, the flush reports that error at once without
+ * retrying (like fsync after a writeback error); the next flush retries
+ * every dirty block, which stays cached meanwhile.
  */
 int hc_cache_flush(struct hc_cache *c, struct hc_cvol *v);
 

@@ -62,6 +62,8 @@ static void *aio_thread(void *arg)
 		for (int i = 0; i < n; i++) {
 			struct hc_io *io = ev[i].data;
 			long res = (long)ev[i].res;
+			/* Before the iocb goes back to the free list (TSan, see ioeng.h). */
+			HC_TSAN_ACQUIRE(io);
 			put_cb(a, ev[i].obj);
 			hc_ioeng_complete(e, io, res);
 		}

@@ -150,7 +150,8 @@ static int load_domain(struct hc_fs *fs, const char *name, char *msg, size_t msg
 		close(dirfd);
 		return -ENOMEM;
 	}
-	int scan = dup(dirfd);
+	/* A dup would share (and leave at the end) dirfd's read position. */
+	int scan = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	DIR *dir = scan < 0 ? NULL : fdopendir(scan);
 	if (!dir) {
 		snprintf(msg, msglen, "%s/%s: %s", fs->b->path, name, strerror(errno));
@@ -185,7 +186,7 @@ static int load_domain(struct hc_fs *fs, const char *name, char *msg, size_t msg
 
 static int load(struct hc_fs *fs, char *msg, size_t msglen)
 {
-	int scan = dup(fs->b->dirfd);
+	int scan = openat(fs->b->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	DIR *dir = scan < 0 ? NULL : fdopendir(scan);
 	if (!dir) {
 		snprintf(msg, msglen, "%s: %s", fs->b->path, strerror(errno));
