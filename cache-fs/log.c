@@ -54,9 +54,26 @@ void hc_log(int level, const char *fmt, ...)
 	va_end(ap);
 }
 
+/*
+ * libfuse sometimes builds one message from several calls (an unknown
+ * option is reported in three pieces); pieces are joined until a newline so
+ * that every message stays one line.
+ */
 static void fuse_sink(enum fuse_log_level level, const char *fmt, va_list ap)
 {
-	vlog((int)level, fmt, ap);
+	static __thread char pending[1024];
+	static __thread size_t used;
+	int n = vsnprintf(pending + used, sizeof(pending) - used, fmt, ap);
+	if (n < 0)
+		return;
+	used += (size_t)n;
+	if (used >= sizeof(pending) - 1)
+		used = sizeof(pending) - 1;
+	if (used && pending[used - 1] != '\n' && used < sizeof(pending) - 1)
+		return;
+	hc_log((int)level, "%s", pending);
+	used = 0;
+	pending[0] = 0;
 }
 
 void hc_log_install_fuse(void)

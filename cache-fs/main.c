@@ -249,7 +249,7 @@ int main(int argc, char *argv[])
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct options o;
 	memset(&o, 0, sizeof(o));
-	int ret = 1;
+	int ret = 1, mounted = 0;
 	char msg[512];
 	hc_log_install_fuse();
 
@@ -293,26 +293,26 @@ int main(int argc, char *argv[])
 		hc_log(LOG_WARNING, "PR_SET_IO_FLUSHER: %s (serving this machine's swap may deadlock)",
 		       strerror(errno));
 
-	struct hc_backing *b;
-	int err = hc_backing_open(o.backing, 1, &b, msg, sizeof(msg));
-	if (err) {
-		hc_log(LOG_ERR, "%s", msg);
-		goto out_session;
-	}
-	if (b->formatted)
-		hc_log(LOG_INFO, "formatted empty backing directory %s", o.backing);
-
+	/* Everything that can fail without touching BACKING goes first. */
 	struct hc_ioeng *eng;
-	err = hc_ioeng_create(o.io ? o.io : "uring", 256, !o.io, &eng);
+	int err = hc_ioeng_create(o.io ? o.io : "uring", 256, !o.io, &eng);
 	if (err) {
 		hc_log(LOG_ERR, "io engine %s: %s", o.io ? o.io : "uring", strerror(-err));
-		goto out_backing;
+		goto out_session;
 	}
-	err = hc_fs_create(b, eng, cache_bytes, o.writethrough, &daemon.fs, msg, sizeof(msg));
+	struct hc_backing *b;
+	err = hc_backing_open(o.backing, 1, &b, msg, sizeof(msg));
 	if (err) {
 		hc_log(LOG_ERR, "%s", msg);
 		goto out_eng;
 	}
+	err = hc_fs_create(b, eng, cache_bytes, o.writethrough, &daemon.fs, msg, sizeof(msg));
+	if (err) {
+		hc_log(LOG_ERR, "%s", msg);
+		goto out_unformat;
+	}
+	if (b->formatted)
+		hc_log(LOG_INFO, "formatted empty backing directory %s", o.backing);
 	if (mlockall(MCL_CURRENT | MCL_FUTURE) < 0)
 		hc_log(LOG_WARNING, "mlockall: %s (the daemon may be paged out)", strerror(errno));
 
@@ -320,6 +320,7 @@ int main(int argc, char *argv[])
 		goto out_fs;
 	if (fuse_session_mount(se, o.mountpoint) != 0)
 		goto out_signals;
+	mounted = 1;
 	err = hc_backing_write_sb(b, 0);
 	if (err) {
 		hc_log(LOG_ERR, "%s/%s: cannot write the superblock: %s", o.backing, HC_SB_FILE,
@@ -360,10 +361,17 @@ out_fs:
 	}
 	hc_fs_destroy(daemon.fs);
 	daemon.fs = NULL;
-out_eng:
-	hc_ioeng_destroy(eng);
+	if (mounted)
+		goto out_backing;
+out_unformat:
+	/* A refused start leaves BACKING as it was: drop what formatting made. */
+	if (b->formatted && unlinkat(b->dirfd, HC_SB_FILE, 0) < 0)
+		hc_log(LOG_WARNING, "%s/%s: cannot remove: %s", o.backing, HC_SB_FILE,
+		       strerror(errno));
 out_backing:
 	hc_backing_close(b);
+out_eng:
+	hc_ioeng_destroy(eng);
 out_session:
 	fuse_session_destroy(se);
 	daemon_ready(ready_fd, 1);

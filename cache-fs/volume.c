@@ -8,14 +8,17 @@
  * waits for one to come back, it never allocates.
  *
  * Backing file system nearly full: a write-back cache would acknowledge data
- * it may later fail to store.  When free space drops below the dirty data
- * plus a reserve, writes switch to write-through so ENOSPC reaches the writer.
+ * it may later fail to store.  When free space (less what was written since
+ * it was read) drops below the dirty data plus the write plus a reserve, the
+ * dirty data is written out first and the write goes synchronously through
+ * to storage, so ENOSPC reaches the writer and nothing acknowledged is lost.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -240,23 +243,99 @@ int hc_vol_read(struct hc_fs *fs, struct hc_volume *v, uint64_t off, size_t size
 	return 0;
 }
 
-/* 1 when free space on the backing file system is too low for write-back. */
-static int space_low(struct hc_fs *fs)
+/*
+ * 1 when the backing file system may not hold the dirty data plus len more
+ * bytes and the reserve.  Free space is read at most every 100 ms; in
+ * between, every byte written to storage since that reading counts as used
+ * (conservative: overwrites of allocated blocks use nothing), so a fast
+ * writer cannot run past the check.
+ */
+static int space_low(struct hc_fs *fs, uint64_t len)
 {
+	struct hc_cstats t;
+	hc_cache_total(fs->cache, &t);
 	uint64_t now = hc_now_ns();
 	pthread_mutex_lock(&fs->space_lock);
 	if (now - fs->space_checked_ns > 100 * 1000 * 1000ull || !fs->space_checked_ns) {
 		struct statvfs st;
-		if (fstatvfs(fs->b->dirfd, &st) == 0)
+		if (fstatvfs(fs->b->dirfd, &st) == 0) {
 			fs->space_avail = (uint64_t)st.f_bavail * st.f_frsize;
+			fs->space_written = t.written_bytes;
+		}
 		fs->space_checked_ns = now;
 	}
-	uint64_t avail = fs->space_avail;
+	uint64_t used = t.written_bytes - fs->space_written;
+	uint64_t avail = fs->space_avail > used ? fs->space_avail - used : 0;
 	pthread_mutex_unlock(&fs->space_lock);
-	struct hc_cstats t;
-	hc_cache_total(fs->cache, &t);
 	uint64_t dirty = t.dirty > 0 ? (uint64_t)t.dirty * HC_BLOCK_SIZE : 0;
-	return avail < dirty + fs->space_reserve;
+	return avail < dirty + len + fs->space_reserve;
+}
+
+/*
+ * Writes every dirty block of every volume to storage (low space: the
+ * space the dirty data needs is taken before new data is accepted).  A
+ * volume whose previous write-back failed is retried once.  Returns 0 or
+ * the first error; the blocks that failed stay cached, dirty.
+ */
+static int flush_all_dirty(struct hc_fs *fs)
+{
+	int err = 0;
+	pthread_mutex_lock(&fs->ns_lock);
+	for (struct hc_domain *d = fs->domains; d; d = d->next)
+		for (struct hc_volume *v = d->vols; v; v = v->next) {
+			int e = hc_cache_flush(fs->cache, &v->cv);
+			if (e)
+				e = hc_cache_flush(fs->cache, &v->cv);
+			if (e && !err)
+				err = e;
+		}
+	pthread_mutex_unlock(&fs->ns_lock);
+	return err;
+}
+
+struct sync_group {
+	struct hc_cache_group grp;
+	sem_t sem;
+};
+
+static void sync_group_done(struct hc_cache_group *g)
+{
+	sem_post(&((struct sync_group *)g)->sem);
+}
+
+/*
+ * The backing file system is nearly full: no write may be acknowledged
+ * before it is stored.  Dirty data is written first (so what was already
+ * acknowledged gets its space), then this write goes through to storage and
+ * is waited for.  When it fails, its blocks leave the cache again, so the
+ * error reaches the writer, reads return what storage holds and the blocks
+ * of a write nobody acknowledged never fail a later fsync.
+ */
+static ssize_t write_low_space(struct hc_fs *fs, struct hc_volume *v, uint64_t off,
+			       const void *buf, size_t len)
+{
+	int err = flush_all_dirty(fs);
+	if (err)
+		return err;
+	struct sync_group s = { .grp = { .pending = 1, .err = 0, .done = sync_group_done } };
+	sem_init(&s.sem, 0, 0);
+	err = hc_cache_write(fs->cache, &v->cv, off, buf, len, &s.grp);
+	if (err) {
+		int zero = 0;
+		__atomic_compare_exchange_n(&s.grp.err, &zero, err, 0, __ATOMIC_RELAXED,
+					    __ATOMIC_RELAXED);
+	}
+	hc_cache_group_put(&s.grp);
+	while (sem_wait(&s.sem) < 0 && errno == EINTR)
+		;
+	sem_destroy(&s.sem);
+	err = __atomic_load_n(&s.grp.err, __ATOMIC_RELAXED);
+	if (err) {
+		hc_cache_discard(fs->cache, &v->cv, off / HC_BLOCK_SIZE,
+				 (off + len - 1) / HC_BLOCK_SIZE);
+		return err;
+	}
+	return (ssize_t)len;
 }
 
 /* Grows the volume to end if it is smaller. */
@@ -299,7 +378,12 @@ ssize_t hc_vol_write(struct hc_fs *fs, struct hc_volume *v, uint64_t off, const 
 		pthread_rwlock_unlock(&v->iolock);
 		return err;
 	}
-	if (!fs->writethrough && !space_low(fs)) {
+	if (space_low(fs, len)) {
+		ssize_t res = write_low_space(fs, v, off, buf, len);
+		pthread_rwlock_unlock(&v->iolock);
+		return res;
+	}
+	if (!fs->writethrough) {
 		err = hc_cache_write(fs->cache, &v->cv, off, buf, len, NULL);
 		pthread_rwlock_unlock(&v->iolock);
 		return err ? err : (ssize_t)len;

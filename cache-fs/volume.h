@@ -82,7 +82,8 @@ struct hc_fs {
 	struct hc_buf_pool *bufs;
 	pthread_mutex_t space_lock;
 	uint64_t space_checked_ns;	/* space_lock */
-	uint64_t space_avail;		/* space_lock */
+	uint64_t space_avail;		/* space_lock: f_bavail at the last check */
+	uint64_t space_written;		/* space_lock: written_bytes at the last check */
 	uint64_t space_reserve;		/* bytes kept free before write-through */
 };
 
@@ -176,8 +177,9 @@ void hc_rreq_release(struct hc_rreq *r);
 
 /*
  * Writes len bytes at off.  Write-back: returns len once admitted.
- * Write-through (-o writethrough, or the backing file system nearly full):
- * returns 0 and later calls done(w, err) with w from a bounded pool.
+ * Backing file system nearly full: returns len once stored, or the error.
+ * Write-through (-o writethrough): returns 0 and later calls done(w, err)
+ * with w from a bounded pool.
  * Negative errno on failure (-EFBIG past HC_MAX_VOLUME_SIZE).
  */
 ssize_t hc_vol_write(struct hc_fs *fs, struct hc_volume *v, uint64_t off, const void *buf,

@@ -156,3 +156,54 @@ hc_cgroup_remove() {
 	for _ in $(seq 50); do rmdir "$dir" 2>/dev/null && return 0; sleep 0.1; done
 	return 1
 }
+
+# --- small helpers shared by the scenarios -------------------------------
+
+# hc_tree_sum DIR: a listing of DIR (names, types, sizes, modes) and the
+# checksums of its files, to show that a refused start changed nothing.
+hc_tree_sum() {
+	[ -e "$1" ] || { echo "(absent)"; return 0; }
+	[ -d "$1" ] || { stat -c '%n %F %s %a' "$1" && md5sum "$1"; return; }
+	(cd "$1" && find . -printf '%p %y %s %m\n' | LC_ALL=C sort &&
+		find . -type f -print0 | LC_ALL=C sort -z | xargs -0r md5sum)
+}
+
+# hc_wait_gone PID [SECONDS]: waits (default 20 s) until PID has exited.
+hc_wait_gone() {
+	local pid=$1 t=${2:-20} i
+	for ((i = 0; i < t * 10; i++)); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# hc_start_lines FILE: the lines of a daemon's start-up output, without the
+# warnings about capabilities the test machine may lack (PR_SET_IO_FLUSHER
+# needs CAP_SYS_RESOURCE, mlockall CAP_IPC_LOCK or RLIMIT_MEMLOCK).
+hc_start_lines() {
+	grep -v -e 'PR_SET_IO_FLUSHER' -e 'mlockall' "$1"
+}
+
+# hc_loop_detach DEV: detaches a loop device we attached and forgets it, so
+# the EXIT trap never detaches a device number someone else took since.
+hc_loop_detach() {
+	local dev=$1 i
+	losetup -d "$dev" || return 1
+	for i in "${!HC_LOOPS[@]}"; do
+		[ "${HC_LOOPS[i]}" = "$dev" ] && unset 'HC_LOOPS[i]'
+	done
+	HC_LOOPS=("${HC_LOOPS[@]}")
+	return 0
+}
+
+# hc_swapoff DEV: swapoff of a swap area we swapon'ed, and forgets it.
+hc_swapoff() {
+	local dev=$1 i
+	swapoff "$dev" || return 1
+	for i in "${!HC_SWAPS[@]}"; do
+		[ "${HC_SWAPS[i]}" = "$dev" ] && unset 'HC_SWAPS[i]'
+	done
+	HC_SWAPS=("${HC_SWAPS[@]}")
+	return 0
+}
