@@ -87,6 +87,11 @@ void hc_buf_pool_destroy(struct hc_buf_pool *p)
 {
 	if (!p)
 		return;
+	/* Replies may still be on their way from the completion thread. */
+	pthread_mutex_lock(&p->lock);
+	while (p->nrfree < NRREQ || p->nwfree < NWREQ)
+		pthread_cond_wait(&p->cond, &p->lock);
+	pthread_mutex_unlock(&p->lock);
 	munmap(p->mem, p->mem_len);
 	pthread_mutex_destroy(&p->lock);
 	pthread_cond_destroy(&p->cond);

@@ -163,6 +163,7 @@ const char *hc_kind_name(enum hc_kind k);
 /* Buffer pool of 4 KiB blocks for read replies (bounded, preallocated). */
 int hc_buf_pool_create(unsigned nbufs, struct hc_buf_pool **out)
 	__attribute__((warn_unused_result));
+/* Waits for every request context to come back (replies in flight), then frees. */
 void hc_buf_pool_destroy(struct hc_buf_pool *p);
 
 /*
