@@ -7,17 +7,18 @@
 # (swapoff, losetup -d, unmount, cgroup removed) even when a step fails.
 #
 # Usage (root, from anywhere): tools/demo.sh [-c CACHE] [-m CGROUP_LIMIT] [-s HOG_SIZE] [-p PASSES]
-# Defaults: cache 128M, cgroup limit 64M, hog 256M touched 3 times.
+# Defaults: cache 256M (the swapped-out part of the hog fits: swap-ins hit),
+# cgroup limit 64M, hog 256M touched 3 times.
 set -euo pipefail
 TOP=$(cd "$(dirname "$0")/.." && pwd)
-CACHE=128M LIMIT=64M HOG=256M PASSES=3
+CACHE=256M LIMIT=64M HOG=256M PASSES=3
 while getopts "c:m:s:p:h" o; do
 	case $o in
 	c) CACHE=$OPTARG ;;
 	m) LIMIT=$OPTARG ;;
 	s) HOG=$OPTARG ;;
 	p) PASSES=$OPTARG ;;
-	*) sed -n '3,10p' "$0"; exit 2 ;;
+	*) sed -n '3,11p' "$0"; exit 2 ;;
 	esac
 done
 [ "$(id -u)" = 0 ] || { echo "demo: run as root (swapon, losetup, cgroups, mount)" >&2; exit 1; }
