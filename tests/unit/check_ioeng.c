@@ -524,9 +524,5 @@ static Suite *ioeng_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(ioeng_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return t_run_suite(ioeng_suite());
 }

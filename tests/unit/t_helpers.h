@@ -77,4 +77,7 @@ char *t_dir_listing(const char *dir);
 /* Monotonic milliseconds (deadlines of bounded stress loops). */
 uint64_t t_now_ms(void);
 
+/* Runs every test of s (CK_NORMAL); returns the exit status for main. */
+int t_run_suite(Suite *s);
+
 #endif
