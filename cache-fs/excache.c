@@ -376,10 +376,7 @@ static void wb_done(struct hc_io *io)
 		hc_log_ratelimited(LOG_ERR, "write-back of %u blocks at offset %llu failed: %s",
 				   n, off, strerror(-err));
 	if (grp) {
-		int zero = 0;
-		if (err)
-			__atomic_compare_exchange_n(&grp->err, &zero, err, 0,
-						    __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+		hc_cache_group_fail(grp, err);
 		hc_cache_group_put(grp);
 	}
 }
@@ -801,6 +798,14 @@ void hc_cache_count_read(struct hc_cache *c, struct hc_cvol *v, uint64_t bytes)
 void hc_cache_group_get(struct hc_cache_group *g)
 {
 	__atomic_fetch_add(&g->pending, 1, __ATOMIC_RELAXED);
+}
+
+void hc_cache_group_fail(struct hc_cache_group *g, int err)
+{
+	int zero = 0;
+	if (err)
+		__atomic_compare_exchange_n(&g->err, &zero, err, 0, __ATOMIC_RELAXED,
+					    __ATOMIC_RELAXED);
 }
 
 void hc_cache_group_put(struct hc_cache_group *g)

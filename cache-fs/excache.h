@@ -128,6 +128,8 @@ void hc_cstats_read(const struct hc_cstats *s, struct hc_cstats *out);
 void hc_cache_count_read(struct hc_cache *c, struct hc_cvol *v, uint64_t bytes);
 
 void hc_cache_group_get(struct hc_cache_group *g);
+/* Records err in g unless an error is already there (err 0: no-op). */
+void hc_cache_group_fail(struct hc_cache_group *g, int err);
 void hc_cache_group_put(struct hc_cache_group *g);
 
 #endif

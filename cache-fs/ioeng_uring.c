@@ -88,7 +88,6 @@ static int take_queue(struct hc_ioeng *e, struct uring *u)
 	pthread_mutex_unlock(&u->qlock);
 	while (io) {
 		struct hc_io *next = io->eng_priv;
-		HC_TSAN_ACQUIRE(io);
 		struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
 		if (!sqe) {
 			/* Cannot happen (depth bound); fail the I/O, never lose it. */

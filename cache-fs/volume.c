@@ -325,11 +325,7 @@ static ssize_t write_low_space(struct hc_fs *fs, struct hc_volume *v, uint64_t o
 	struct sync_group s = { .grp = { .pending = 1, .err = 0, .done = sync_group_done } };
 	sem_init(&s.sem, 0, 0);
 	err = hc_cache_write(fs->cache, &v->cv, off, buf, len, &s.grp);
-	if (err) {
-		int zero = 0;
-		__atomic_compare_exchange_n(&s.grp.err, &zero, err, 0, __ATOMIC_RELAXED,
-					    __ATOMIC_RELAXED);
-	}
+	hc_cache_group_fail(&s.grp, err);
 	hc_cache_group_put(&s.grp);
 	while (sem_wait(&s.sem) < 0 && errno == EINTR)
 		;
@@ -403,11 +399,7 @@ ssize_t hc_vol_write(struct hc_fs *fs, struct hc_volume *v, uint64_t off, const 
 	w->size = len;
 	err = hc_cache_write(fs->cache, &v->cv, off, buf, len, &w->grp);
 	pthread_rwlock_unlock(&v->iolock);
-	if (err) {
-		int zero = 0;
-		__atomic_compare_exchange_n(&w->grp.err, &zero, err, 0, __ATOMIC_RELAXED,
-					    __ATOMIC_RELAXED);
-	}
+	hc_cache_group_fail(&w->grp, err);
 	hc_cache_group_put(&w->grp);
 	return 0;
 }
