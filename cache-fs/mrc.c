@@ -42,7 +42,7 @@
  * deletion (no tombstones), sized at creation for cap + rcap + 1 entries at
  * most half full.
  *
- * Sampling (SHARDS).  A block is tracked iff mix64(key) <= thr; the rate is
+ * Sampling (SHARDS).  A block is tracked iff hc_mix64(key) <= thr; the rate is
  * R = (thr + 1) / 2^64.  Distances measured among samples are scaled by 1/R
  * and every sampled miss weighs 1/R.  Fixed size: whenever STACK + READ
  * entries exceed sample_max, thr is halved and every entry above it purged
@@ -62,6 +62,7 @@
 #include <string.h>
 
 #include "mrc.h"
+#include "util.h"
 
 #define ST_STACK 1u
 #define ST_READ 2u
@@ -84,7 +85,7 @@ struct hc_mrc {
 	uint64_t rcap;		/* READ entries at most */
 	uint64_t bcap;		/* sequence numbers 1..bcap */
 	uint64_t nb;		/* histogram buckets */
-	uint64_t thr0, thr;	/* sampling threshold: tracked iff mix64(key) <= thr */
+	uint64_t thr0, thr;	/* sampling threshold: tracked iff hc_mix64(key) <= thr */
 	double w;		/* weight of a sampled event: 1 / rate */
 
 	struct ent *tab;
@@ -100,17 +101,6 @@ struct hc_mrc {
 	uint64_t evictions, misses;
 	double cold, silent, hist_total;
 };
-
-/* splitmix64 finalizer */
-static inline uint64_t mix64(uint64_t x)
-{
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ull;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebull;
-	x ^= x >> 31;
-	return x;
-}
 
 /* --- block map -------------------------------------------------------- */
 
@@ -143,7 +133,7 @@ static void tab_delete(struct hc_mrc *m, struct ent *e)
 		j = (j + 1) & m->tmask;
 		if (!m->tab[j].val)
 			break;
-		uint64_t home = mix64(m->tab[j].key) & m->tmask;
+		uint64_t home = hc_mix64(m->tab[j].key) & m->tmask;
 		/* move j to i unless its home lies cyclically in (i, j] */
 		if (((j - home) & m->tmask) >= ((j - i) & m->tmask)) {
 			m->tab[i] = m->tab[j];
@@ -184,7 +174,7 @@ static void renumber(struct hc_mrc *m)
 		if (!m->live[s])
 			continue;
 		uint64_t key = m->seq2key[s];
-		struct ent *e = tab_find(m, key, mix64(key));
+		struct ent *e = tab_find(m, key, hc_mix64(key));
 		n++;
 		e->val = n << 2 | ST_STACK;
 		m->seq2key[n] = key;
@@ -216,7 +206,7 @@ static void stack_push(struct hc_mrc *m, struct ent *e, uint64_t key)
 			m->low++;
 		uint64_t k = m->seq2key[m->low];
 		stack_unmark(m, m->low);
-		tab_delete(m, tab_find(m, k, mix64(k)));
+		tab_delete(m, tab_find(m, k, hc_mix64(k)));
 	}
 }
 
@@ -224,7 +214,7 @@ static void stack_push(struct hc_mrc *m, struct ent *e, uint64_t key)
 
 static struct ent *ring_current(struct hc_mrc *m, const struct rent *r)
 {
-	struct ent *e = tab_find(m, r->key, mix64(r->key));
+	struct ent *e = tab_find(m, r->key, hc_mix64(r->key));
 	if (e && e->val == (r->stamp << 2 | ST_READ))
 		return e;
 	return NULL;
@@ -278,7 +268,7 @@ static void lower_rate(struct hc_mrc *m)
 		set_thr(m, m->thr >> 1);
 		for (uint64_t s = 1; s < m->next_seq; s++) {
 			uint64_t k = m->seq2key[s];
-			uint64_t h = mix64(k);
+			uint64_t h = hc_mix64(k);
 			if (!m->live[s] || h <= m->thr)
 				continue;
 			stack_unmark(m, s);
@@ -287,7 +277,7 @@ static void lower_rate(struct hc_mrc *m)
 		for (uint64_t i = 0; i < m->rcount; i++) {
 			struct rent *r = &m->ring[(m->rhead + i) % m->rsize];
 			struct ent *e;
-			if (mix64(r->key) > m->thr && (e = ring_current(m, r))) {
+			if (hc_mix64(r->key) > m->thr && (e = ring_current(m, r))) {
 				tab_delete(m, e);
 				m->nread--;
 			}
@@ -299,7 +289,7 @@ static void lower_rate(struct hc_mrc *m)
 
 void hc_mrc_evict(struct hc_mrc *m, uint64_t key)
 {
-	uint64_t h = mix64(key);
+	uint64_t h = hc_mix64(key);
 	m->evictions++;
 	if (h > m->thr)
 		return;
@@ -318,7 +308,7 @@ void hc_mrc_evict(struct hc_mrc *m, uint64_t key)
 
 void hc_mrc_miss(struct hc_mrc *m, uint64_t key)
 {
-	uint64_t h = mix64(key);
+	uint64_t h = hc_mix64(key);
 	m->misses++;
 	if (h > m->thr)
 		return;

@@ -17,6 +17,14 @@ char *hc_format_size(uint64_t bytes, char *buf, size_t len);
 /* Monotonic clock in nanoseconds. */
 uint64_t hc_now_ns(void);
 
+/* splitmix64's finalizer: a cheap, well-mixed 64-bit hash of x. */
+static inline uint64_t hc_mix64(uint64_t x)
+{
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
 #define HC_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define HC_MAX(a, b) ((a) > (b) ? (a) : (b))
 

@@ -27,20 +27,10 @@
 #define PAGE 4096u
 #define WORDS (PAGE / sizeof(uint64_t))
 
-static uint64_t mix(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdull;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ull;
-	x ^= x >> 33;
-	return x;
-}
-
 /* Word w of page p after pass k: cheap to make, different for every (p, k). */
 static inline uint64_t word(uint64_t seed, uint64_t p, unsigned k, unsigned w)
 {
-	uint64_t base = mix(seed ^ (p << 8) ^ k);
+	uint64_t base = hc_mix64(seed ^ (p << 8) ^ k);
 	return base + w * 0x9E3779B97F4A7C15ull;
 }
 

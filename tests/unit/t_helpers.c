@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "t_helpers.h"
+#include "util.h"
 
 char *t_base;
 char *t_dir;
@@ -92,10 +93,7 @@ char *t_path(const char *dir, const char *name)
 
 uint64_t t_rand(uint64_t *state)
 {
-	uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-	return z ^ (z >> 31);
+	return hc_mix64(*state += 0x9E3779B97F4A7C15ull);	/* splitmix64 */
 }
 
 uint64_t t_rand_below(uint64_t *state, uint64_t n)
