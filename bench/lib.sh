@@ -139,52 +139,19 @@ b_stop_fuse() {
 # b_alive PID: is our daemon still running?
 b_alive() { kill -0 "$1" 2>/dev/null; }
 
-# Memory cgroups, v1 (memory.limit_in_bytes) or v2 (memory.max).
-b_cgroup_version() {
-	if [ -f /sys/fs/cgroup/memory/memory.limit_in_bytes ]; then
-		echo 1
-	elif [ -f /sys/fs/cgroup/cgroup.controllers ] &&
-		grep -qw memory /sys/fs/cgroup/cgroup.controllers; then
-		echo 2
-	else
-		echo 0
-	fi
-}
+# Memory cgroups, v1 or v2: tools/cgroup.sh, plus our cleanup list.
+. "$(dirname "${BASH_SOURCE[0]}")/../tools/cgroup.sh"
+b_cgroup_version() { hc_cg_version; }
 # b_cgroup_create NAME LIMIT_BYTES -> prints the cgroup directory
 b_cgroup_create() {
-	local name=$1 limit=$2 dir
-	case $(b_cgroup_version) in
-	1)
-		dir=/sys/fs/cgroup/memory/$name
-		mkdir "$dir" || return 1
-		B_CGROUPS+=("$dir")
-		echo "$limit" >"$dir/memory.limit_in_bytes" || return 1
-		echo 100 >"$dir/memory.swappiness" 2>/dev/null
-		;;
-	2)
-		dir=/sys/fs/cgroup/$name
-		grep -qw memory /sys/fs/cgroup/cgroup.subtree_control ||
-			echo +memory >/sys/fs/cgroup/cgroup.subtree_control
-		mkdir "$dir" || return 1
-		B_CGROUPS+=("$dir")
-		echo "$limit" >"$dir/memory.max" || return 1
-		;;
-	*) return 1 ;;
-	esac
+	local dir
+	dir=$(hc_cg_make "$1" "$2") || return 1
+	B_CGROUPS+=("$dir")
 	echo "$dir"
 }
 b_cgroup_remove() {
-	local dir=$1 p
-	[ -d "$dir" ] || { b_forget B_CGROUPS "$dir"; return 0; }
-	for p in $(cat "$dir/cgroup.procs" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
-	for _ in $(seq 100); do
-		if rmdir "$dir" 2>/dev/null; then
-			b_forget B_CGROUPS "$dir"
-			return 0
-		fi
-		sleep 0.1
-	done
-	return 1
+	hc_cg_remove "$1" 100 || return 1
+	b_forget B_CGROUPS "$1"
 }
 
 # b_bytes SIZE: 1G -> 1073741824 (K/M/G/T suffixes, powers of two)

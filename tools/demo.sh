@@ -11,6 +11,7 @@
 # cgroup limit 64M, hog 256M touched 3 times.
 set -euo pipefail
 TOP=$(cd "$(dirname "$0")/.." && pwd)
+. "$TOP/tools/cgroup.sh"
 CACHE=256M LIMIT=64M HOG=256M PASSES=3
 while getopts "c:m:s:p:h" o; do
 	case $o in
@@ -50,10 +51,7 @@ DPID= LOOP= SWAPON= CG=
 cleanup() {
 	local rc=$?
 	set +e
-	if [ -n "$CG" ] && [ -d "$CG" ]; then
-		for p in $(cat "$CG/cgroup.procs" 2>/dev/null); do kill -9 "$p"; done
-		for _ in $(seq 50); do rmdir "$CG" 2>/dev/null && break; sleep 0.1; done
-	fi
+	[ -n "$CG" ] && hc_cg_remove "$CG"
 	[ -n "$SWAPON" ] && swapoff "$SWAPON"
 	[ -n "$LOOP" ] && losetup -d "$LOOP"
 	if mountpoint -q "$MNT"; then
@@ -91,30 +89,15 @@ SWAPON=$LOOP
 swapon --show
 
 say "a memory cgroup limited to $LIMIT"
-limit_bytes=$(numfmt --from=iec "$LIMIT")
-if [ -f /sys/fs/cgroup/memory/memory.limit_in_bytes ]; then
-	CG=/sys/fs/cgroup/memory/hecache-demo.$$
-	mkdir "$CG"
-	echo "$limit_bytes" >"$CG/memory.limit_in_bytes"
-	echo 100 >"$CG/memory.swappiness" 2>/dev/null || true
-	echo "cgroup v1: $CG/memory.limit_in_bytes = $limit_bytes"
-elif grep -qw memory /sys/fs/cgroup/cgroup.controllers 2>/dev/null; then
-	grep -qw memory /sys/fs/cgroup/cgroup.subtree_control ||
-		echo +memory >/sys/fs/cgroup/cgroup.subtree_control
-	CG=/sys/fs/cgroup/hecache-demo.$$
-	mkdir "$CG"
-	echo "$limit_bytes" >"$CG/memory.max"
-	echo "cgroup v2: $CG/memory.max = $limit_bytes"
-else
-	echo "demo: no memory cgroup controller on this machine" >&2
-	exit 1
-fi
+CG=$(hc_cg_make "hecache-demo.$$" "$(numfmt --from=iec "$LIMIT")") ||
+	{ echo "demo: cannot make a memory cgroup (no memory controller?)" >&2; exit 1; }
+echo "cgroup v$(hc_cg_version): $CG, limit $LIMIT"
 
 vm() { awk -v k="$1" '$1 == k { print $2 }' /proc/vmstat; }
 in0=$(vm pswpin) out0=$(vm pswpout)
 
 say "running hc-swaphog $HOG x $PASSES in the cgroup (every page verified)"
-sh -c 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' sh "$CG" "$HOGBIN" -p "$PASSES" "$HOG"
+hc_cg_exec "$CG" "$HOGBIN" -p "$PASSES" "$HOG"
 
 in1=$(vm pswpin) out1=$(vm pswpout)
 say "swap figures (kernel, /proc/vmstat)"

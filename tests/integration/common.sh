@@ -108,54 +108,21 @@ hc_stat() {
 }
 hc_stats() { getfattr --only-values -n user.hecache.stats "$1"; }
 
-# Memory cgroups, v1 (memory.limit_in_bytes) or v2 (memory.max).
-hc_cgroup_version() {
-	if [ -f /sys/fs/cgroup/memory/memory.limit_in_bytes ]; then
-		echo 1
-	elif [ -f /sys/fs/cgroup/cgroup.controllers ] &&
-		grep -qw memory /sys/fs/cgroup/cgroup.controllers; then
-		echo 2
-	else
-		echo 0
-	fi
-}
-# hc_cgroup_create NAME LIMIT_BYTES -> prints the cgroup directory
+# Memory cgroups, v1 (memory.limit_in_bytes) or v2 (memory.max): the
+# shared helpers of tools/cgroup.sh, plus our cleanup list.
+. "$(dirname "${BASH_SOURCE[0]}")/../../tools/cgroup.sh"
+hc_cgroup_version() { hc_cg_version; }
+# hc_cgroup_create NAME LIMIT_BYTES -> prints the cgroup directory; call it
+# with its output redirected, not in $(...), so HC_CGROUPS keeps it.
 hc_cgroup_create() {
-	local name=$1 limit=$2 dir
-	case $(hc_cgroup_version) in
-	1)
-		dir=/sys/fs/cgroup/memory/$name
-		mkdir "$dir" || return 1
-		HC_CGROUPS+=("$dir")
-		echo "$limit" >"$dir/memory.limit_in_bytes"
-		echo 100 >"$dir/memory.swappiness" 2>/dev/null
-		;;
-	2)
-		dir=/sys/fs/cgroup/$name
-		grep -qw memory /sys/fs/cgroup/cgroup.subtree_control ||
-			echo +memory >/sys/fs/cgroup/cgroup.subtree_control
-		mkdir "$dir" || return 1
-		HC_CGROUPS+=("$dir")
-		echo "$limit" >"$dir/memory.max"
-		;;
-	*) return 1 ;;
-	esac
+	local dir
+	dir=$(hc_cg_make "$1" "$2") || return 1
+	HC_CGROUPS+=("$dir")
 	echo "$dir"
 }
 # hc_cgroup_exec DIR CMD...: runs CMD inside the cgroup, returns its status.
-hc_cgroup_exec() {
-	local dir=$1
-	shift
-	sh -c 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' sh "$dir" "$@"
-}
-hc_cgroup_remove() {
-	local dir=$1
-	[ -d "$dir" ] || return 0
-	local p
-	for p in $(cat "$dir/cgroup.procs" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
-	for _ in $(seq 50); do rmdir "$dir" 2>/dev/null && return 0; sleep 0.1; done
-	return 1
-}
+hc_cgroup_exec() { hc_cg_exec "$@"; }
+hc_cgroup_remove() { hc_cg_remove "$1"; }
 
 # --- small helpers shared by the scenarios -------------------------------
 
