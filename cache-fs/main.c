@@ -19,7 +19,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ctl.h"
 #include "fs_ops.h"
+#include "hecache/ctl.h"
 #include "hecache/errors.h"
 #include "ioeng.h"
 #include "log.h"
@@ -32,10 +34,14 @@
 #endif
 
 #define DEFAULT_CACHE "256M"
+#define DEFAULT_GHOST "1G"
+#define SAMPLE_MAX 32768	/* SHARDS fixed-size budget per domain (~6 MiB) */
 
 struct options {
 	char *cache;
 	char *io;
+	char *mrc;
+	char *ghost;
 	int writethrough;
 	int foreground;
 	int single;
@@ -53,6 +59,8 @@ enum { KEY_FG, KEY_DEBUG, KEY_SINGLE, KEY_HELP, KEY_VERSION };
 static const struct fuse_opt spec[] = {
 	{ "cache=%s", offsetof(struct options, cache), 0 },
 	{ "io=%s", offsetof(struct options, io), 0 },
+	{ "mrc=%s", offsetof(struct options, mrc), 0 },
+	{ "ghost=%s", offsetof(struct options, ghost), 0 },
 	OPT("writethrough", writethrough),
 	FUSE_OPT_KEY("-f", KEY_FG),
 	FUSE_OPT_KEY("-d", KEY_DEBUG),
@@ -109,6 +117,8 @@ static void usage(const char *prog)
 	       "    -o cache=SIZE       cache size (K, M, G suffixes; default %s)\n"
 	       "    -o io=ENGINE        uring (default), aio or sync\n"
 	       "    -o writethrough     write every block to storage before replying\n"
+	       "    -o mrc=MODE         miss-ratio curves: sampled (default), exact or off\n"
+	       "    -o ghost=SIZE       how far past a domain's memory curves reach (default %s)\n"
 	       "    -o allow_other      let other users in (default when run as root)\n"
 	       "    -f                  stay in the foreground\n"
 	       "    -d, -o debug        foreground, print every request\n"
@@ -116,15 +126,18 @@ static void usage(const char *prog)
 	       "    -h, --help          this text\n"
 	       "    -V, --version       print the version\n"
 	       "\n"
+	       "Control:  hectl -m MOUNTPOINT status (socket BACKING/ctl.sock)\n"
 	       "Counters: getfattr -n user.hecache.stats MOUNTPOINT\n"
 	       "fstab:    hecache-fs#BACKING MOUNTPOINT fuse3 cache=256M 0 0\n"
-	       "See hecache-fs(8).\n", prog, DEFAULT_CACHE);
+	       "See hecache-fs(8).\n", prog, DEFAULT_CACHE, DEFAULT_GHOST);
 }
 
 static void free_options(struct options *o)
 {
 	free(o->cache);
 	free(o->io);
+	free(o->mrc);
+	free(o->ghost);
 	free(o->backing);
 	free(o->mountpoint);
 }
@@ -133,6 +146,32 @@ static uint64_t phys_memory(void)
 {
 	long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
 	return pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz : UINT64_MAX;
+}
+
+/* -o mrc= and -o ghost= into cfg; *on = 0 for mrc=off.  0 or -1 after one error line. */
+static int check_mrc(struct options *o, struct hc_mrc_config *cfg, int *on)
+{
+	const char *mode = o->mrc ? o->mrc : "sampled";
+	const char *ghost = o->ghost ? o->ghost : DEFAULT_GHOST;
+	uint64_t bytes;
+	memset(cfg, 0, sizeof(*cfg));
+	*on = strcmp(mode, "off") != 0;
+	if (*on && strcmp(mode, "exact") && strcmp(mode, "sampled")) {
+		hc_log(LOG_ERR, "unknown mrc mode '%s' (use mrc=sampled, mrc=exact or mrc=off)", mode);
+		return -1;
+	}
+	if (hc_parse_size(ghost, &bytes) || bytes < 64 * HC_BLOCK_SIZE ||
+	    bytes / HC_BLOCK_SIZE > HC_MRC_MAX_TRACKED) {
+		hc_log(LOG_ERR, "invalid ghost size '%s' (use a size from 256K to 4T)", ghost);
+		return -1;
+	}
+	cfg->sampled = !strcmp(mode, "sampled");
+	cfg->rate = 1.0;	/* SHARDS fixed size: exact until the budget fills */
+	cfg->sample_max = SAMPLE_MAX;
+	cfg->max_tracked = bytes / HC_BLOCK_SIZE;
+	/* At most 256K histogram buckets (2 MiB) per domain. */
+	cfg->bucket_blocks = (uint32_t)((cfg->max_tracked + 262143) / 262144);
+	return 0;
 }
 
 /* Checks everything on the command line; 0 or -1 after one error line. */
@@ -186,6 +225,16 @@ static int check_options(struct options *o, uint64_t *cache_bytes)
 		return -1;
 	}
 	return 0;
+}
+
+static void inval_entry(void *arg, uint64_t parent, const char *name)
+{
+	fuse_lowlevel_notify_inval_entry(arg, parent, name, strlen(name));
+}
+
+static void inval_inode(void *arg, uint64_t ino)
+{
+	fuse_lowlevel_notify_inval_inode(arg, ino, 0, 0);
 }
 
 /*
@@ -250,6 +299,7 @@ int main(int argc, char *argv[])
 	struct options o;
 	memset(&o, 0, sizeof(o));
 	int ret = 1, mounted = 0;
+	struct hc_ctl *ctl = NULL;
 	char msg[512];
 	hc_log_install_fuse();
 
@@ -268,7 +318,9 @@ int main(int argc, char *argv[])
 	if (o.debug)
 		hc_log_set_level(LOG_DEBUG);
 	uint64_t cache_bytes;
-	if (check_options(&o, &cache_bytes))
+	struct hc_mrc_config mrc;
+	int mrc_on;
+	if (check_options(&o, &cache_bytes) || check_mrc(&o, &mrc, &mrc_on))
 		goto out_args;
 
 	/* Other users (QEMU as libvirt-qemu) need the mount; the kernel checks modes. */
@@ -306,7 +358,8 @@ int main(int argc, char *argv[])
 		hc_log(LOG_ERR, "%s", msg);
 		goto out_eng;
 	}
-	err = hc_fs_create(b, eng, cache_bytes, o.writethrough, &daemon.fs, msg, sizeof(msg));
+	err = hc_fs_create(b, eng, cache_bytes, o.writethrough, mrc_on ? &mrc : NULL, &daemon.fs,
+			   msg, sizeof(msg));
 	if (err) {
 		hc_log(LOG_ERR, "%s", msg);
 		goto out_unformat;
@@ -325,6 +378,20 @@ int main(int argc, char *argv[])
 	if (err) {
 		hc_log(LOG_ERR, "%s/%s: cannot write the superblock: %s", o.backing, HC_SB_FILE,
 		       strerror(-err));
+		goto out_unmount;
+	}
+	struct hc_ctl_info ci = {
+		.fs = daemon.fs, .backing = o.backing, .mountpoint = o.mountpoint,
+		.io_engine = hc_ioeng_name(eng), .mrc_mode = o.mrc ? o.mrc : "sampled",
+		.ghost_bytes = mrc.max_tracked * HC_BLOCK_SIZE, .owner = getuid(),
+		.inval_entry = inval_entry, .inval_inode = inval_inode, .arg = se,
+	};
+	err = hc_ctl_create(&ci, &ctl);
+	if (!err)
+		err = hc_ctl_listen(ctl, b->dirfd);
+	if (err) {
+		hc_log(LOG_ERR, "%s/%s: cannot serve the control socket: %s", o.backing,
+		       HC_CTL_SOCK, strerror(-err));
 		goto out_unmount;
 	}
 	char sz[32];
@@ -347,6 +414,7 @@ int main(int argc, char *argv[])
 	ret = ret ? 1 : 0;
 
 out_unmount:
+	hc_ctl_destroy(ctl);
 	fuse_session_unmount(se);
 out_signals:
 	fuse_remove_signal_handlers(se);

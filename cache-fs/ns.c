@@ -110,19 +110,32 @@ static int new_volume(struct hc_fs *fs, struct hc_domain *d, const char *name, i
 	}
 	pthread_rwlock_init(&v->iolock, NULL);
 	pthread_mutex_init(&v->lock, NULL);
+	d->nvol++;
 	v->next = d->vols;
 	d->vols = v;
 	*out = v;
 	return 0;
 }
 
+static void free_domain(struct hc_domain *d)
+{
+	close(d->dirfd);
+	hc_dmrc_destroy(d->mrc);
+	free(d);
+}
+
+static void maybe_free(struct hc_fs *fs, struct hc_node *n);
+
+/* ns_lock held (or the fs being destroyed). */
 static void free_volume(struct hc_fs *fs, struct hc_volume *v)
 {
+	struct hc_domain *d = v->dom;
 	hc_cache_unregister(fs->cache, &v->cv);
 	close(v->cv.fd);
 	pthread_rwlock_destroy(&v->iolock);
 	pthread_mutex_destroy(&v->lock);
 	free(v);
+	d->nvol--;
 }
 
 static struct hc_domain *new_domain(struct hc_fs *fs, const char *name, int dirfd)
@@ -130,6 +143,10 @@ static struct hc_domain *new_domain(struct hc_fs *fs, const char *name, int dirf
 	struct hc_domain *d = calloc(1, sizeof(*d));
 	if (!d)
 		return NULL;
+	if (hc_dmrc_create(fs->mrc_on ? &fs->mrc_cfg : NULL, &d->mrc)) {
+		free(d);
+		return NULL;
+	}
 	d->node.type = HC_NODE_DOMAIN;
 	snprintf(d->name, sizeof(d->name), "%s", name);
 	d->dirfd = dirfd;
@@ -207,7 +224,8 @@ static int load(struct hc_fs *fs, char *msg, size_t msglen)
 }
 
 int hc_fs_create(struct hc_backing *b, struct hc_ioeng *eng, uint64_t cache_bytes,
-		 int writethrough, struct hc_fs **out, char *msg, size_t msglen)
+		 int writethrough, const struct hc_mrc_config *mrc, struct hc_fs **out,
+		 char *msg, size_t msglen)
 {
 	struct hc_fs *fs = calloc(1, sizeof(*fs));
 	if (!fs) {
@@ -219,6 +237,10 @@ int hc_fs_create(struct hc_backing *b, struct hc_ioeng *eng, uint64_t cache_byte
 	fs->writethrough = writethrough;
 	fs->root.type = HC_NODE_ROOT;
 	fs->space_reserve = 64ull << 20;
+	if (mrc) {
+		fs->mrc_on = 1;
+		fs->mrc_cfg = *mrc;
+	}
 	pthread_mutex_init(&fs->ns_lock, NULL);
 	pthread_mutex_init(&fs->space_lock, NULL);
 	char sz[32];
@@ -274,8 +296,7 @@ void hc_fs_destroy(struct hc_fs *fs)
 			free_volume(fs, v);
 			v = vn;
 		}
-		close(d->dirfd);
-		free(d);
+		free_domain(d);
 		d = dn;
 	}
 	hc_buf_pool_destroy(fs->bufs);
@@ -285,7 +306,7 @@ void hc_fs_destroy(struct hc_fs *fs)
 	free(fs);
 }
 
-static struct hc_domain *find_domain(struct hc_fs *fs, const char *name)
+struct hc_domain *hc_ns_find_domain(struct hc_fs *fs, const char *name)
 {
 	for (struct hc_domain *d = fs->domains; d; d = d->next)
 		if (!strcmp(d->name, name))
@@ -293,7 +314,7 @@ static struct hc_domain *find_domain(struct hc_fs *fs, const char *name)
 	return NULL;
 }
 
-static struct hc_volume *find_volume(struct hc_domain *d, const char *name)
+struct hc_volume *hc_ns_find_volume(struct hc_domain *d, const char *name)
 {
 	for (struct hc_volume *v = d->vols; v; v = v->next)
 		if (!strcmp(v->name, name))
@@ -307,10 +328,10 @@ int hc_ns_lookup(struct hc_fs *fs, struct hc_node *parent, const char *name,
 	struct hc_node *n = NULL;
 	pthread_mutex_lock(&fs->ns_lock);
 	if (parent->type == HC_NODE_ROOT) {
-		struct hc_domain *d = find_domain(fs, name);
+		struct hc_domain *d = hc_ns_find_domain(fs, name);
 		n = d ? &d->node : NULL;
 	} else if (parent->type == HC_NODE_DOMAIN) {
-		struct hc_volume *v = find_volume((struct hc_domain *)parent, name);
+		struct hc_volume *v = hc_ns_find_volume((struct hc_domain *)parent, name);
 		n = v ? &v->node : NULL;
 	}
 	if (n)
@@ -329,14 +350,16 @@ static void maybe_free(struct hc_fs *fs, struct hc_node *n)
 		return;
 	if (n->type == HC_NODE_VOLUME) {
 		struct hc_volume *v = (struct hc_volume *)n;
-		if (v->unlinked && !v->nopen)
+		if (v->unlinked && !v->nopen) {
+			struct hc_domain *d = v->dom;
 			free_volume(fs, v);
-	} else if (n->type == HC_NODE_DOMAIN) {
-		struct hc_domain *d = (struct hc_domain *)n;
-		if (d->removed) {
-			close(d->dirfd);
-			free(d);
+			maybe_free(fs, &d->node);	/* the last volume kept it */
 		}
+	} else if (n->type == HC_NODE_DOMAIN) {
+		/* An unlinked volume still open keeps its removed domain (stats, mrc). */
+		struct hc_domain *d = (struct hc_domain *)n;
+		if (d->removed && !d->nvol)
+			free_domain(d);
 	}
 }
 
@@ -359,7 +382,7 @@ int hc_ns_mkdir(struct hc_fs *fs, struct hc_node *parent, const char *name, mode
 		return -EINVAL;
 	int err = 0;
 	pthread_mutex_lock(&fs->ns_lock);
-	if (find_domain(fs, name)) {
+	if (hc_ns_find_domain(fs, name)) {
 		err = -EEXIST;
 		goto out;
 	}
@@ -414,7 +437,7 @@ int hc_ns_rmdir(struct hc_fs *fs, struct hc_node *parent, const char *name)
 		return parent->type == HC_NODE_DOMAIN ? -ENOENT : -ENOTDIR;
 	int err = 0;
 	pthread_mutex_lock(&fs->ns_lock);
-	struct hc_domain *d = find_domain(fs, name);
+	struct hc_domain *d = hc_ns_find_domain(fs, name);
 	if (!d)
 		err = -ENOENT;
 	else if (d->vols)
@@ -439,7 +462,7 @@ int hc_ns_create(struct hc_fs *fs, struct hc_node *parent, const char *name, mod
 	struct hc_domain *d = (struct hc_domain *)parent;
 	int err = 0;
 	pthread_mutex_lock(&fs->ns_lock);
-	if (find_volume(d, name)) {
+	if (hc_ns_find_volume(d, name)) {
 		err = -EEXIST;
 		goto out;
 	}
@@ -473,7 +496,7 @@ int hc_ns_unlink(struct hc_fs *fs, struct hc_node *parent, const char *name)
 	struct hc_domain *d = (struct hc_domain *)parent;
 	int err = 0;
 	pthread_mutex_lock(&fs->ns_lock);
-	struct hc_volume *v = find_volume(d, name);
+	struct hc_volume *v = hc_ns_find_volume(d, name);
 	if (!v)
 		err = -ENOENT;
 	else if (unlinkat(d->dirfd, name, 0) < 0)
@@ -499,7 +522,7 @@ int hc_ns_rename(struct hc_fs *fs, struct hc_node *parent, const char *name,
 	int err = 0;
 	pthread_mutex_lock(&fs->ns_lock);
 	if (parent->type == HC_NODE_ROOT) {
-		struct hc_domain *d = find_domain(fs, name), *t = find_domain(fs, newname);
+		struct hc_domain *d = hc_ns_find_domain(fs, name), *t = hc_ns_find_domain(fs, newname);
 		if (!d)
 			err = -ENOENT;
 		else if (d == t)
@@ -520,7 +543,7 @@ int hc_ns_rename(struct hc_fs *fs, struct hc_node *parent, const char *name,
 		fsync(fs->b->dirfd);
 	} else {
 		struct hc_domain *dom = (struct hc_domain *)parent;
-		struct hc_volume *v = find_volume(dom, name), *t = find_volume(dom, newname);
+		struct hc_volume *v = hc_ns_find_volume(dom, name), *t = hc_ns_find_volume(dom, newname);
 		if (!v)
 			err = -ENOENT;
 		else if (v == t)

@@ -24,6 +24,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "hecache/ctl.h"
 #include "log.h"
 #include "util.h"
 #include "volume.h"
@@ -207,6 +208,7 @@ int hc_vol_read(struct hc_fs *fs, struct hc_volume *v, uint64_t off, size_t size
 		done(r);
 		return 0;
 	}
+	hc_dmrc_event(v->dom->mrc, HC_TRACE_MISS, v->cv.id, blk0, n);
 	hc_cache_read(fs->cache, &v->cv, blk0, n, r->buf, r->miss);
 	for (unsigned k = 0; k < n; k++) {
 		uint64_t bstart = (blk0 + k) * HC_BLOCK_SIZE;
@@ -373,6 +375,9 @@ ssize_t hc_vol_write(struct hc_fs *fs, struct hc_volume *v, uint64_t off, const 
 		return -EFBIG;
 	if (len == 0)
 		return 0;
+	uint64_t blk0 = off / HC_BLOCK_SIZE;
+	hc_dmrc_event(v->dom->mrc, HC_TRACE_EVICT, v->cv.id, blk0,
+		      (off + len - 1) / HC_BLOCK_SIZE - blk0 + 1);
 	pthread_rwlock_rdlock(&v->iolock);
 	int err = extend(v, off + len);
 	if (err) {

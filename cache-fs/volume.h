@@ -23,9 +23,11 @@
 #include <sys/statvfs.h>
 #include <sys/uio.h>
 
+#include "dmrc.h"
 #include "excache.h"
 #include "hecache/format.h"
 #include "ioeng.h"
+#include "mrc.h"
 #include "sb.h"
 
 #define HC_MAX_VOLUME_SIZE (1ull << 44)	/* 16 TiB */
@@ -35,6 +37,9 @@
 enum hc_node_type { HC_NODE_ROOT, HC_NODE_DOMAIN, HC_NODE_VOLUME };
 
 enum hc_kind { HC_KIND_DISK, HC_KIND_SWAP, HC_KIND_RAM };
+
+/* Where a domain's memory size came from. */
+enum { HC_MEM_NONE, HC_MEM_HECTL, HC_MEM_AGENT };
 
 struct hc_node {
 	enum hc_node_type type;
@@ -46,7 +51,11 @@ struct hc_domain {
 	char name[NAME_MAX + 1];	/* ns_lock */
 	int dirfd;
 	int removed;			/* ns_lock */
+	unsigned nvol;			/* ns_lock: volume objects, unlinked ones too */
 	struct hc_cstats stats;		/* atomics */
+	struct hc_dmrc *mrc;		/* its own lock; set at creation */
+	uint64_t mem_bytes;		/* ns_lock: the guest's memory M, 0 = unknown */
+	int mem_source;			/* ns_lock: HC_MEM_* */
 	struct hc_volume *vols;		/* ns_lock */
 	struct hc_domain *next;		/* ns_lock */
 };
@@ -76,6 +85,8 @@ struct hc_fs {
 	struct hc_cache *cache;
 	struct hc_ioeng *eng;
 	int writethrough;
+	int mrc_on;			/* each domain has a curve */
+	struct hc_mrc_config mrc_cfg;
 	struct hc_node root;
 	pthread_mutex_t ns_lock;
 	struct hc_domain *domains;	/* ns_lock */
@@ -118,10 +129,12 @@ struct hc_wreq {
 
 /*
  * Loads the namespace of an opened backing directory and creates the cache
- * and buffer pool.  msg gets one line on failure.
+ * and buffer pool.  mrc: each domain's curve configuration, NULL for none.
+ * msg gets one line on failure.
  */
 int hc_fs_create(struct hc_backing *b, struct hc_ioeng *eng, uint64_t cache_bytes,
-		 int writethrough, struct hc_fs **out, char *msg, size_t msglen)
+		 int writethrough, const struct hc_mrc_config *mrc, struct hc_fs **out,
+		 char *msg, size_t msglen)
 	__attribute__((warn_unused_result));
 /* Writes back every dirty block and syncs every volume; returns 0 or -errno. */
 int hc_fs_flush_all(struct hc_fs *fs);
@@ -156,6 +169,10 @@ int hc_ns_statfs(struct hc_fs *fs, struct statvfs *st);
 /* Text of the counters (doc/hecache-fs.8): all domains + total, or one. */
 int hc_ns_stats_text(struct hc_fs *fs, struct hc_domain *only, char *buf, size_t len);
 int hc_ns_set_kind(struct hc_fs *fs, struct hc_volume *v, const char *kind);
+/* Finds a domain by name; call with ns_lock held.  NULL when absent. */
+struct hc_domain *hc_ns_find_domain(struct hc_fs *fs, const char *name);
+/* Finds a volume of d by name; call with ns_lock held.  NULL when absent. */
+struct hc_volume *hc_ns_find_volume(struct hc_domain *d, const char *name);
 const char *hc_kind_name(enum hc_kind k);
 
 /* --- volume.c --- */

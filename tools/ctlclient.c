@@ -150,7 +150,7 @@ int hc_ctl_send(int fd, struct json_object *req)
 {
 	if (!json_object_object_get_ex(req, "v", NULL))
 		json_object_object_add(req, "v", json_object_new_int(HC_CTL_PROTOCOL));
-	const char *s = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN);
+	const char *s = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 	size_t n = strlen(s);
 	char *line = malloc(n + 2);
 	if (!line)

@@ -46,7 +46,7 @@ static struct fix F;
 
 static void fs_start(uint64_t cache_bytes, int writethrough)
 {
-	int r = hc_fs_create(F.b, F.e, cache_bytes, writethrough, &F.fs, F.msg, sizeof(F.msg));
+	int r = hc_fs_create(F.b, F.e, cache_bytes, writethrough, NULL, &F.fs, F.msg, sizeof(F.msg));
 	ck_assert_msg(r == 0, "hc_fs_create: %d %s", r, F.msg);
 }
 
@@ -671,7 +671,7 @@ START_TEST(test_create_refused)
 	ck_assert_int_eq(hc_ioeng_create("sync", 8, 0, &F.e), 0);
 	struct hc_fs *fs = NULL;
 	F.msg[0] = 0;
-	ck_assert_int_eq(hc_fs_create(F.b, F.e, 4096, 0, &fs, F.msg, sizeof(F.msg)), -EINVAL);
+	ck_assert_int_eq(hc_fs_create(F.b, F.e, 4096, 0, NULL, &fs, F.msg, sizeof(F.msg)), -EINVAL);
 	ck_assert_ptr_null(fs);
 	ck_assert_uint_gt(strlen(F.msg), 0);
 	fs_start(64 * BS, 0);
