@@ -1127,11 +1127,12 @@ static int conn_read(struct hc_ctl *c, struct conn *cn)
 	return conn_lines(c, cn);
 }
 
-static void conn_accept(struct hc_ctl *c)
+/* Accepts one connection; returns -1 when none is waiting. */
+static int conn_accept(struct hc_ctl *c)
 {
 	int fd = accept4(c->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 	if (fd < 0)
-		return;
+		return -1;
 	struct ucred cred;
 	socklen_t clen = sizeof(cred);
 	struct conn tmp = { .fd = fd };
@@ -1140,7 +1141,7 @@ static void conn_accept(struct hc_ctl *c)
 		reply_error(&tmp, "EACCES", "permission denied: only root and the mounting user");
 		free(tmp.out);
 		close(fd);
-		return;
+		return 0;
 	}
 	int i;
 	for (i = 0; i < HC_CTL_MAX_CONN && c->conns[i]; i++)
@@ -1152,12 +1153,13 @@ static void conn_accept(struct hc_ctl *c)
 		free(tmp.out);
 		free(cn);
 		close(fd);
-		return;
+		return 0;
 	}
 	cn->fd = fd;
 	cn->uid = cred.uid;
 	cn->in = in;
 	c->conns[i] = cn;
+	return 0;
 }
 
 static void *serve(void *arg)
@@ -1196,7 +1198,8 @@ static void *serve(void *arg)
 				conn_close(c, idx[k]);
 		}
 		if (p[1].revents & POLLIN)
-			conn_accept(c);
+			while (conn_accept(c) == 0)
+				;
 	}
 }
 
@@ -1230,7 +1233,7 @@ int hc_ctl_listen(struct hc_ctl *c, int dirfd)
 	if (r < 0)
 		return -err;
 	c->dirfd = dirfd;
-	if (fchmodat(dirfd, HC_CTL_SOCK, 0600, 0) < 0 || listen(c->lfd, 16) < 0)
+	if (fchmodat(dirfd, HC_CTL_SOCK, 0600, 0) < 0 || listen(c->lfd, SOMAXCONN) < 0)
 		return -errno;
 	err = pthread_create(&c->thread, NULL, serve, c);
 	if (err)

@@ -97,54 +97,10 @@ static struct hc_node *lookup(struct hc_node *parent, const char *name)
 
 /* ---- I/O helpers ------------------------------------------------------- */
 
-struct rwait {
-	sem_t sem;
-	int calls;	/* atomic */
-	int err;
-	char *out;
-	size_t cap;
-	size_t len;
-};
-
-static void rdone(struct hc_rreq *r)
-{
-	struct rwait *w = r->priv;
-	w->err = r->err;
-	w->len = 0;
-	if (!r->err) {
-		for (int k = 0; k < r->iovcnt; k++) {
-			size_t l = r->iov[k].iov_len;
-			if (w->len + l > w->cap) {
-				w->err = -EOVERFLOW;	/* more than asked for */
-				break;
-			}
-			memcpy(w->out + w->len, r->iov[k].iov_base, l);
-			w->len += l;
-		}
-	}
-	hc_rreq_release(r);
-	__atomic_fetch_add(&w->calls, 1, __ATOMIC_ACQ_REL);
-	sem_post(&w->sem);
-}
-
 /* Reads through the volume layer; returns the byte count or -errno. */
 static ssize_t vread(struct hc_volume *v, uint64_t off, void *buf, size_t size)
 {
-	struct rwait w;
-	memset(&w, 0, sizeof(w));
-	sem_init(&w.sem, 0, 0);
-	w.out = buf;
-	w.cap = size;
-	int r = hc_vol_read(F.fs, v, off, size, rdone, &w);
-	if (r) {
-		sem_destroy(&w.sem);
-		return r;
-	}
-	while (sem_wait(&w.sem) < 0 && errno == EINTR)
-		;
-	sem_destroy(&w.sem);
-	ck_assert_int_eq(__atomic_load_n(&w.calls, __ATOMIC_ACQUIRE), 1);
-	return w.err ? w.err : (ssize_t)w.len;
+	return t_vol_read(F.fs, v, off, buf, size);
 }
 
 static void vwrite(struct hc_volume *v, uint64_t off, const void *buf, size_t len)
@@ -990,20 +946,11 @@ static void *mt_main(void *arg)
 			if (off + len > m->size)
 				m->size = off + len;
 		} else if (op < 90) {
-			struct rwait w;
-			memset(&w, 0, sizeof(w));
-			sem_init(&w.sem, 0, 0);
-			w.out = rd;
-			w.cap = len;
-			int r = hc_vol_read(F.fs, m->v, off, len, rdone, &w);
-			if (!r)
-				while (sem_wait(&w.sem) < 0 && errno == EINTR)
-					;
-			sem_destroy(&w.sem);
+			ssize_t r = t_vol_read(F.fs, m->v, off, rd, len);
 			size_t want = off >= m->size ? 0 : HC_MIN(len, m->size - off);
-			if (r || w.err || w.len != want) {
-				snprintf(m->err, sizeof(m->err), "read %zu at %llu: %d/%d, %zu bytes",
-					 len, (unsigned long long)off, r, w.err, w.len);
+			if (r != (ssize_t)want) {
+				snprintf(m->err, sizeof(m->err), "read %zu at %llu: %zd, want %zu",
+					 len, (unsigned long long)off, r, want);
 				break;
 			}
 			ssize_t bad = t_memdiff(rd, m->shadow + off, want);

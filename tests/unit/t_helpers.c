@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 
 #include "t_helpers.h"
 #include "util.h"
+#include "volume.h"
 
 char *t_base;
 char *t_dir;
@@ -292,4 +294,56 @@ int t_run_suite(Suite *s)
 	int failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+/* --- volume layer ------------------------------------------------------ */
+
+struct rwait {
+	sem_t sem;
+	int calls;	/* atomic */
+	int err;
+	char *out;
+	size_t cap;
+	size_t len;
+};
+
+static void rdone(struct hc_rreq *r)
+{
+	struct rwait *w = r->priv;
+	w->err = r->err;
+	w->len = 0;
+	if (!r->err) {
+		for (int k = 0; k < r->iovcnt; k++) {
+			size_t l = r->iov[k].iov_len;
+			if (w->len + l > w->cap) {
+				w->err = -EOVERFLOW;	/* more than asked for */
+				break;
+			}
+			memcpy(w->out + w->len, r->iov[k].iov_base, l);
+			w->len += l;
+		}
+	}
+	hc_rreq_release(r);
+	__atomic_fetch_add(&w->calls, 1, __ATOMIC_ACQ_REL);
+	sem_post(&w->sem);
+}
+
+ssize_t t_vol_read(struct hc_fs *fs, struct hc_volume *v, uint64_t off, void *buf, size_t size)
+{
+	struct rwait w;
+	memset(&w, 0, sizeof(w));
+	sem_init(&w.sem, 0, 0);
+	w.out = buf;
+	w.cap = size;
+	int r = hc_vol_read(fs, v, off, size, rdone, &w);
+	if (r) {
+		sem_destroy(&w.sem);
+		return r;
+	}
+	while (sem_wait(&w.sem) < 0 && errno == EINTR)
+		;
+	sem_destroy(&w.sem);
+	if (__atomic_load_n(&w.calls, __ATOMIC_ACQUIRE) != 1)
+		return -EPROTO;
+	return w.err ? w.err : (ssize_t)w.len;
 }

@@ -74,6 +74,15 @@ off_t t_file_size(const char *path);
 /* Sorted "name type size mtime" lines of dir's entries, malloc'd. */
 char *t_dir_listing(const char *dir);
 
+struct hc_fs;
+struct hc_volume;
+/*
+ * Reads through the volume layer (hc_vol_read, waiting for its done());
+ * returns the byte count, -errno, or -EPROTO when done() did not run exactly
+ * once.  No ck_assert: callable from any thread.
+ */
+ssize_t t_vol_read(struct hc_fs *fs, struct hc_volume *v, uint64_t off, void *buf, size_t size);
+
 /* Monotonic milliseconds (deadlines of bounded stress loops). */
 uint64_t t_now_ms(void);
 
