@@ -1,0 +1,78 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# Cost of miss-ratio-curve tracking on the swap workload: the kernel swaps
+# hc-swaphog (BENCH_HOG, default 256M, touched BENCH_HOG_PASSES=3 times, in a
+# BENCH_CGROUP_LIMIT=64M memory cgroup) onto a loop device (dio) over a
+# volume in a hecache-fs mount, with -o mrc=off, mrc=sampled and mrc=exact,
+# the modes interleaved, BENCH_ROUNDS (default 5) rounds.  Prints the median
+# wall time per mode, the ratio to mrc=off, and the curve's event counts.
+# Goal (issue 4): tracking on costs <= 3% of the wall time.
+# Usage (root): bench/mrc-onoff.sh   (HECACHE_BUILDDIR: build tree, default the repo)
+set -uo pipefail
+TOP=$(cd "$(dirname "$0")/.." && pwd)
+. "$TOP/bench/lib.sh"
+. "$TOP/tools/cgroup.sh"
+BUILD=${HECACHE_BUILDDIR:-$TOP}
+HOG=${BENCH_HOG:-256M}
+PASSES=${BENCH_HOG_PASSES:-3}
+LIMIT=${BENCH_CGROUP_LIMIT:-64M}
+ROUNDS=${BENCH_ROUNDS:-5}
+CACHE=${BENCH_SWAP_CACHE:-256M}
+MODES=(off sampled exact)
+[ "$(id -u)" = 0 ] || b_die "run as root"
+for x in cache-fs/hecache-fs tools/hc-swaphog tools/hectl; do
+	[ -x "$BUILD/$x" ] || b_die "no $BUILD/$x: build first (HECACHE_BUILDDIR)"
+done
+LIMIT_B=$(b_bytes "$LIMIT") || b_die "bad BENCH_CGROUP_LIMIT"
+W=$(mktemp -d /var/tmp/hc-mrc-onoff.XXXXXX) || b_die "mktemp failed"
+B_SCRATCH=$W
+trap b_cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+declare -A T=()
+
+one_run() {	# MODE ROUND
+	local mode=$1 r=$2 mnt=$W/mnt back=$W/backing dev cg out=$W/$1-$2
+	mkdir -p "$mnt" "$back"
+	b_start_fuse hecache-fs "$mnt" "$out.daemon" "$BUILD/cache-fs/hecache-fs" "$back" "$mnt" -f \
+		-o "cache=$CACHE,mrc=$mode" || b_die "mount: $B_ERR"
+	local pid=$B_LAST_PID
+	[ -e "$mnt/vm1" ] || mkdir "$mnt/vm1"
+	[ -e "$mnt/vm1/swap" ] || truncate -s 1G "$mnt/vm1/swap"
+	dev=$(losetup --direct-io=on --find --show "$mnt/vm1/swap") || b_die "losetup failed"
+	B_LOOPS+=("$dev")
+	mkswap "$dev" >/dev/null || b_die "mkswap failed"
+	swapon -p 32767 "$dev" || b_die "swapon failed"
+	B_SWAPS+=("$dev")
+	b_cgroup_create "hc-mrc-onoff-$$-$mode-$r" "$LIMIT_B" >"$out.cg" || b_die "cgroup failed"
+	cg=$(cat "$out.cg")
+	b_run sh -c 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' sh "$cg" \
+		"$BUILD/tools/hc-swaphog" -p "$PASSES" "$HOG" >"$out.hog" 2>&1 ||
+		b_die "hc-swaphog failed ($mode, round $r): $(tail -n 1 "$out.hog")"
+	b_cgroup_remove "$cg"
+	T[$mode]+="$(sed -n 's/^swaphog .*seconds=\([0-9.]*\).*/\1/p' "$out.hog" | tail -n 1) "
+	[ "$mode" = off ] || "$BUILD/tools/hectl" -b "$back" --json mrc vm1 >"$out.mrc" 2>&1 || true
+	swapoff "$dev" && b_forget B_SWAPS "$dev"
+	losetup -d "$dev" && b_forget B_LOOPS "$dev"
+	b_stop_fuse "$mnt" "$pid" || b_die "unmount: $B_ERR"
+}
+
+for ((r = 1; r <= ROUNDS; r++)); do
+	for m in "${MODES[@]}"; do
+		b_log "round $r/$ROUNDS, mrc=$m"
+		one_run "$m" "$r"
+	done
+done
+# shellcheck disable=SC2086
+base=$(b_median ${T[off]})
+printf '\n%-10s %10s %8s   %s\n' "mrc" "median s" "ratio" "runs (s)"
+for m in "${MODES[@]}"; do
+	# shellcheck disable=SC2086
+	med=$(b_median ${T[$m]})
+	printf '%-10s %10.3f %8.3f   %s\n' "$m" "$med" "$(awk -v a="$med" -v b="$base" 'BEGIN { print a / b }')" "${T[$m]}"
+done
+for m in sampled exact; do
+	f=$W/$m-$ROUNDS.mrc
+	[ -s "$f" ] && command -v jq >/dev/null &&
+		jq -r --arg m "$m" '"\($m): \(.evictions) evictions, \(.misses) misses, \(.tracked_blocks) blocks tracked, rate \(.rate)"' "$f" 2>/dev/null
+done
