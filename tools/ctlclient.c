@@ -135,6 +135,8 @@ static int write_all(int fd, const char *p, size_t n)
 {
 	while (n) {
 		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+		if (w < 0 && errno == ENOTSOCK)
+			w = write(fd, p, n);	/* a serial or virtio-serial port */
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
@@ -232,7 +234,11 @@ fail:
 int hc_ctl_call(int fd, struct json_object *req, struct json_object **reply)
 {
 	int err = hc_ctl_send(fd, req);
-	if (err)
+	/*
+	 * A daemon refusing the peer (EACCES) replies and closes at once; the
+	 * send may then fail with EPIPE while that reply waits to be read.
+	 */
+	if (err && err != -ECONNRESET)
 		return err;
 	for (;;) {
 		err = hc_ctl_recv(fd, -1, reply);

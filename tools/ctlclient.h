@@ -34,13 +34,17 @@ int hc_ctl_connect(const char *path);
  */
 int hc_ctl_call(int fd, struct json_object *req, struct json_object **reply);
 
-/* Sends req as one line without waiting; 0 or -errno. */
+/*
+ * Sends req as one line without waiting; 0 or -errno.  fd may also be a
+ * serial or virtio-serial port (write(2) is used when it is not a socket;
+ * the caller ignores SIGPIPE if it can be a pipe).
+ */
 int hc_ctl_send(int fd, struct json_object *req);
 
 /*
  * Reads one line (a reply or a pushed request) within timeout_ms (-1:
- * forever).  Returns 0 with *msg set, -ETIMEDOUT, -ECONNRESET, -EPROTO or
- * -errno.
+ * forever); fd must be a socket (the line is found with MSG_PEEK).
+ * Returns 0 with *msg set, -ETIMEDOUT, -ECONNRESET, -EPROTO or -errno.
  */
 int hc_ctl_recv(int fd, int timeout_ms, struct json_object **msg);
 

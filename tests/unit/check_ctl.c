@@ -211,7 +211,8 @@ START_TEST(test_volumes)
 	ck_assert_str_eq(json_object_get_string(member(v0, "kind")), "swap");
 	ck_assert_int_eq(num(v0, "size"), 1 << 20);
 	json_object_put(o);
-	ck_assert_int_eq(t_file_size(t_path(t_dir, "vm1/swap")), 1 << 20);
+	char *home = t_path(t_dir, "vm1/swap");
+	ck_assert_int_eq(t_file_size(home), 1 << 20);
 
 	o = OK("{\"op\":\"volume_resize\",\"domain\":\"vm1\",\"volume\":\"swap\",\"size\":8192}");
 	ck_assert_int_eq(num(member(o, "volume"), "size"), 8192);
@@ -227,7 +228,8 @@ START_TEST(test_volumes)
 	FAILS("EBUSY", "{\"op\":\"volume_delete\",\"domain\":\"vm1\",\"volume\":\"swap\"}");
 	hc_ns_release(F.fs, v);
 	json_object_put(OK("{\"op\":\"volume_delete\",\"domain\":\"vm1\",\"volume\":\"swap\"}"));
-	ck_assert_int_eq(t_file_size(t_path(t_dir, "vm1/swap")), -1);
+	ck_assert_int_eq(t_file_size(home), -1);
+	free(home);
 
 	o = OK("{\"op\":\"domain_list\"}");
 	ck_assert_int_eq(json_object_array_length(member(o, "domains")), 2);
