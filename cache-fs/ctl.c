@@ -286,29 +286,46 @@ static struct json_object *counters(const struct hc_cstats *s, const char *name)
 	return o;
 }
 
-static int op_stats(struct req *r)
+/*
+ * Calls fn for every domain, or only for the one named by the optional
+ * "domain" argument, under ns_lock.  ENOENT when that domain does not exist.
+ */
+static int each_domain(struct req *r, void (*fn)(struct req *r, struct hc_domain *d, void *arg),
+		       void *arg)
 {
 	struct hc_fs *fs = r->c->info.fs;
 	const char *only;
 	int err = arg_name(r, "domain", 0, &only);
 	if (err)
 		return err;
-	struct json_object *arr = json_object_new_array();
-	struct hc_cstats s;
 	int found = 0;
 	pthread_mutex_lock(&fs->ns_lock);
 	for (struct hc_domain *d = fs->domains; d; d = d->next) {
 		if (only && strcmp(only, d->name))
 			continue;
-		hc_cstats_read(&d->stats, &s);
-		json_object_array_add(arr, counters(&s, d->name));
 		found = 1;
+		fn(r, d, arg);
 	}
 	pthread_mutex_unlock(&fs->ns_lock);
+	return only && !found ? fail(r, -ENOENT, "domain %s: not found", only) : 0;
+}
+
+static void stats_of(struct req *r, struct hc_domain *d, void *arr)
+{
+	struct hc_cstats s;
+	hc_cstats_read(&d->stats, &s);
+	json_object_array_add(arr, counters(&s, d->name));
+}
+
+static int op_stats(struct req *r)
+{
+	struct json_object *arr = json_object_new_array();
 	json_object_object_add(r->out, "domains", arr);
-	if (only && !found)
-		return fail(r, -ENOENT, "domain %s: not found", only);
-	hc_cache_total(fs->cache, &s);
+	int err = each_domain(r, stats_of, arr);
+	if (err)
+		return err;
+	struct hc_cstats s;
+	hc_cache_total(r->c->info.fs->cache, &s);
 	json_object_object_add(r->out, "total", counters(&s, NULL));
 	return 0;
 }
@@ -422,28 +439,17 @@ static struct json_object *volume_obj(struct hc_domain *d, struct hc_volume *v)
 	return o;
 }
 
+static void volumes_of(struct req *r, struct hc_domain *d, void *arr)
+{
+	for (struct hc_volume *v = d->vols; v; v = v->next)
+		json_object_array_add(arr, volume_obj(d, v));
+}
+
 static int op_volume_list(struct req *r)
 {
-	struct hc_fs *fs = r->c->info.fs;
-	const char *only;
-	int err = arg_name(r, "domain", 0, &only);
-	if (err)
-		return err;
 	struct json_object *arr = json_object_new_array();
-	int found = 0;
-	pthread_mutex_lock(&fs->ns_lock);
-	for (struct hc_domain *d = fs->domains; d; d = d->next) {
-		if (only && strcmp(only, d->name))
-			continue;
-		found = 1;
-		for (struct hc_volume *v = d->vols; v; v = v->next)
-			json_object_array_add(arr, volume_obj(d, v));
-	}
-	pthread_mutex_unlock(&fs->ns_lock);
 	json_object_object_add(r->out, "volumes", arr);
-	if (only && !found)
-		return fail(r, -ENOENT, "domain %s: not found", only);
-	return 0;
+	return each_domain(r, volumes_of, arr);
 }
 
 static int resize(struct req *r, struct hc_volume *v, uint64_t size)
@@ -817,34 +823,26 @@ static int op_trace_stop(struct req *r)
 	return err;
 }
 
+static void flush_domain(struct req *r, struct hc_domain *d, void *err)
+{
+	for (struct hc_volume *v = d->vols; v; v = v->next) {
+		int e = hc_vol_fsync(r->c->info.fs, v, 0);
+		if (e && !*(int *)err)
+			*(int *)err = fail(r, e, "volume %s/%s: flush failed: %s", d->name,
+					   v->name, strerror(-e));
+	}
+}
+
 static int op_flush(struct req *r)
 {
-	struct hc_fs *fs = r->c->info.fs;
-	const char *only;
-	int err = arg_name(r, "domain", 0, &only);
+	struct hc_cstats before, after;
+	hc_cache_total(r->c->info.fs->cache, &before);
+	int ferr = 0, err = each_domain(r, flush_domain, &ferr);
 	if (err)
 		return err;
-	struct hc_cstats before, after;
-	hc_cache_total(fs->cache, &before);
-	int found = 0;
-	pthread_mutex_lock(&fs->ns_lock);
-	for (struct hc_domain *d = fs->domains; d; d = d->next) {
-		if (only && strcmp(only, d->name))
-			continue;
-		found = 1;
-		for (struct hc_volume *v = d->vols; v; v = v->next) {
-			int e = hc_vol_fsync(fs, v, 0);
-			if (e && !err)
-				err = fail(r, e, "volume %s/%s: flush failed: %s", d->name,
-					   v->name, strerror(-e));
-		}
-	}
-	pthread_mutex_unlock(&fs->ns_lock);
-	if (only && !found)
-		return fail(r, -ENOENT, "domain %s: not found", only);
-	hc_cache_total(fs->cache, &after);
+	hc_cache_total(r->c->info.fs->cache, &after);
 	add_u64(r->out, "flushed_blocks", after.writebacks - before.writebacks);
-	return err;
+	return ferr;
 }
 
 static int op_cache_resize(struct req *r)
