@@ -369,17 +369,7 @@ int main(int argc, char *argv[])
 	if (mlockall(MCL_CURRENT | MCL_FUTURE) < 0)
 		hc_log(LOG_WARNING, "mlockall: %s (the daemon may be paged out)", strerror(errno));
 
-	if (fuse_set_signal_handlers(se) != 0)
-		goto out_fs;
-	if (fuse_session_mount(se, o.mountpoint) != 0)
-		goto out_signals;
-	mounted = 1;
-	err = hc_backing_write_sb(b, 0);
-	if (err) {
-		hc_log(LOG_ERR, "%s/%s: cannot write the superblock: %s", o.backing, HC_SB_FILE,
-		       strerror(-err));
-		goto out_unmount;
-	}
+	/* Before the mount, so the socket is there once the mount is visible. */
 	struct hc_ctl_info ci = {
 		.fs = daemon.fs, .backing = o.backing, .mountpoint = o.mountpoint,
 		.io_engine = hc_ioeng_name(eng), .mrc_mode = o.mrc ? o.mrc : "sampled",
@@ -392,6 +382,17 @@ int main(int argc, char *argv[])
 	if (err) {
 		hc_log(LOG_ERR, "%s/%s: cannot serve the control socket: %s", o.backing,
 		       HC_CTL_SOCK, strerror(-err));
+		goto out_fs;
+	}
+	if (fuse_set_signal_handlers(se) != 0)
+		goto out_fs;
+	if (fuse_session_mount(se, o.mountpoint) != 0)
+		goto out_signals;
+	mounted = 1;
+	err = hc_backing_write_sb(b, 0);
+	if (err) {
+		hc_log(LOG_ERR, "%s/%s: cannot write the superblock: %s", o.backing, HC_SB_FILE,
+		       strerror(-err));
 		goto out_unmount;
 	}
 	char sz[32];
@@ -414,11 +415,11 @@ int main(int argc, char *argv[])
 	ret = ret ? 1 : 0;
 
 out_unmount:
-	hc_ctl_destroy(ctl);
 	fuse_session_unmount(se);
 out_signals:
 	fuse_remove_signal_handlers(se);
 out_fs:
+	hc_ctl_destroy(ctl);
 	if (hc_fs_flush_all(daemon.fs) == 0 && ret == 0) {
 		err = hc_backing_write_sb(b, HC_SB_F_CLEAN);
 		if (err)
