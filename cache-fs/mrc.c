@@ -44,13 +44,12 @@
  *
  * Sampling (SHARDS).  A block is tracked iff hc_mix64(key) <= thr; the rate is
  * R = (thr + 1) / 2^64.  Distances measured among samples are scaled by 1/R
- * and every sampled miss weighs 1/R.  Fixed size: whenever STACK + READ
+ * (by the observed ratio, dist_scale) and every sampled miss weighs 1/R.  Fixed size: whenever STACK + READ
  * entries exceed sample_max, thr is halved and every entry above it purged
  * (O(cap), at most 64 times in total).  The histogram keeps the weights
  * already recorded: they estimate whole-stream counts whatever the rate.
- * hc_mrc_curve adds the gap between the miss events seen and their
- * weighted estimate to the first bucket (SHARDS_adj), which removes most of
- * the error in the curve's level.
+ * hc_mrc_curve scales the weighted counts to the number of miss events
+ * seen, which removes the sample-count error from the curve's level.
  *
  * The histogram holds doubles: exact integers in exact mode (below 2^53
  * events), weighted estimates in sampled mode.
@@ -99,6 +98,7 @@ struct hc_mrc {
 	double *hist;
 
 	uint64_t evictions, misses;
+	uint64_t ev_all, ev_sampled;	/* evictions, and sampled ones, at this threshold */
 	double cold, silent, hist_total;
 };
 
@@ -258,6 +258,7 @@ static void read_push(struct hc_mrc *m, struct ent *e, uint64_t key)
 static void set_thr(struct hc_mrc *m, uint64_t thr)
 {
 	m->thr = thr;
+	m->ev_all = m->ev_sampled = 0;
 	m->w = m->cfg.sampled ? TWO64 / ((double)thr + 1.0) : 1.0;
 }
 
@@ -291,8 +292,10 @@ void hc_mrc_evict(struct hc_mrc *m, uint64_t key)
 {
 	uint64_t h = hc_mix64(key);
 	m->evictions++;
+	m->ev_all++;
 	if (h > m->thr)
 		return;
+	m->ev_sampled++;
 	struct ent *e = tab_find(m, key, h);
 	if (!e) {
 		e = tab_insert(m, key, h);
@@ -304,6 +307,18 @@ void hc_mrc_evict(struct hc_mrc *m, uint64_t key)
 	stack_push(m, e, key);
 	if (m->cfg.sampled && m->cfg.sample_max && m->nlive + m->nread > m->cfg.sample_max)
 		lower_rate(m);
+}
+
+/*
+ * Sampled distances scale by the observed sampling ratio of evictions at the
+ * current threshold (all / sampled) rather than by 1/R: the hash keeps about
+ * R of the blocks, give or take 1/sqrt(samples), and that error would shift
+ * every distance; the observed ratio cancels it.  Until 64 evictions were
+ * sampled at this threshold, 1/R.
+ */
+static double dist_scale(const struct hc_mrc *m)
+{
+	return m->ev_sampled >= 64 ? (double)m->ev_all / (double)m->ev_sampled : m->w;
 }
 
 void hc_mrc_miss(struct hc_mrc *m, uint64_t key)
@@ -324,7 +339,7 @@ void hc_mrc_miss(struct hc_mrc *m, uint64_t key)
 		uint64_t d = m->nlive - bit_prefix(m, s);
 		stack_unmark(m, s);
 		if (m->cfg.sampled)
-			d = (uint64_t)((double)d * m->w);
+			d = (uint64_t)((double)d * dist_scale(m));
 		if (d < m->cfg.max_tracked) {
 			m->hist[d / m->cfg.bucket_blocks] += m->w;
 			m->hist_total += m->w;
@@ -459,12 +474,20 @@ size_t hc_mrc_curve(const struct hc_mrc *m, uint64_t step_pages, size_t n, doubl
 {
 	if (!step_pages)
 		return 0;
-	double left = m->cold + m->hist_total;
-	double adj = 0;		/* SHARDS_adj, added to the first bucket */
-	if (m->cfg.sampled) {
-		adj = (double)m->misses - (left + m->silent);
-		left += adj;
-	}
+	/*
+	 * Sampled: the weighted counts estimate the whole stream's misses up to
+	 * the sample-count error, a level error along the whole curve.  The
+	 * true number of misses is known, so every count is scaled to it
+	 * (misses = f * (cold + measured + silent)).  Subtracting the gap at
+	 * c = 0 instead (SHARDS_adj) assumes it comes from short distances,
+	 * which a stream of guest misses does not have: its hot blocks hit in
+	 * the guest.
+	 */
+	double f = 1;
+	double seen = m->cold + m->hist_total + m->silent;
+	if (m->cfg.sampled && seen > 0)
+		f = (double)m->misses / seen;
+	double left = f * (m->cold + m->hist_total);
 	uint64_t b = m->cfg.bucket_blocks, k = 0;	/* buckets [0, k) subtracted */
 	size_t i;
 	for (i = 0; i < n; i++) {
@@ -472,8 +495,8 @@ size_t hc_mrc_curve(const struct hc_mrc *m, uint64_t step_pages, size_t n, doubl
 			break;
 		uint64_t c = (uint64_t)i * step_pages;
 		for (; k < m->nb && (k + 1) * b <= c; k++)
-			left -= m->hist[k] + (k ? 0 : adj);
-		misses_out[i] = left;
+			left -= f * m->hist[k];
+		misses_out[i] = left > 0 ? left : 0;
 	}
 	return i;
 }

@@ -80,9 +80,9 @@ void hc_mrc_stats(const struct hc_mrc *m, struct hc_mrc_stats *out);
  * Predicted misses with c extra pages of guest memory, for c = 0, step,
  * 2*step, ... while c <= max_tracked, at most n points, into misses_out.
  * misses(c) = cold + hist_total - (misses measured at distance < c); silent
- * re-reads are left out.  Sampled mode applies SHARDS_adj: the gap between
- * the miss events seen and their estimate goes to the first bucket, so
- * misses(0) is the true count less the silent estimate.  c is rounded down to a bucket boundary (a
+ * re-reads are left out.  Sampled mode scales every count so that cold +
+ * measured + silent equals the miss events seen, so misses(0) is the true
+ * count less the silent share.  c is rounded down to a bucket boundary (a
  * conservative estimate when step is not a multiple of bucket_blocks).
  * Returns the number of points written (0 when step_pages is 0).
  */

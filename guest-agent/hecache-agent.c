@@ -640,7 +640,7 @@ static int open_socket(struct agent *a, char *why, size_t len)
 {
 	const struct opts *o = a->o;
 	if (hc_ctl_find(o->sock, o->backing, o->mount, a->where, sizeof(a->where), why, len)) {
-		snprintf(a->where, sizeof(a->where), "%s", o->sock ? o->sock : "hecache-fs");
+		snprintf(a->where, sizeof(a->where), "hecache-fs");	/* why names the path */
 		return -1;
 	}
 	int fd = hc_ctl_connect(a->where);
