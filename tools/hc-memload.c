@@ -10,10 +10,13 @@
  *
  * Every access first verifies the page's previous contents and then, for a
  * fraction W of the accesses (default all), writes new contents.  Writing
- * matters for the validation: a page swapped in by a write fault loses its
- * swap slot, so its next eviction is a swap write the daemon sees; a page
- * swapped in by a read keeps its slot and is later dropped clean, an
- * eviction the daemon never hears of.
+ * matters for the validation: a page swapped in and only read stays in the
+ * swap cache with its slot and is later dropped clean, an eviction the
+ * daemon never hears of; a page written after its swap-in is dirty, and its
+ * next eviction is a swap write.  The verify comes first, so a swap-in is a
+ * read fault and the kernel keeps the slot (the eviction rewrites the same
+ * block); --write-fault touches the page with a locked add of 0 first, a
+ * write fault, which frees the slot (the eviction takes another block).
  *
  * Limits: the page contents are derived from (seed, page, version) with a
  * one-byte version per page kept in a separate array (SIZE/4096 bytes, in
