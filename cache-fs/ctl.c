@@ -245,6 +245,7 @@ static int op_status(struct req *r)
 	hc_cache_total(fs->cache, &t);
 	add_u64(cache, "bytes", hc_cache_blocks(fs->cache) * HC_BLOCK_SIZE);
 	add_u64(cache, "blocks", hc_cache_blocks(fs->cache));
+	add_u64(cache, "max_bytes", hc_cache_max_blocks(fs->cache) * HC_BLOCK_SIZE);
 	add_u64(cache, "cached_blocks", t.cached > 0 ? (uint64_t)t.cached : 0);
 	add_u64(cache, "dirty_blocks", t.dirty > 0 ? (uint64_t)t.dirty : 0);
 	json_object_object_add(o, "cache", cache);
@@ -847,8 +848,25 @@ static int op_flush(struct req *r)
 
 static int op_cache_resize(struct req *r)
 {
-	return fail(r, -EOPNOTSUPP, "the cache is preallocated and locked at mount; "
-		    "remount with -o cache=SIZE to change it");
+	struct hc_cache *cache = r->c->info.fs->cache;
+	uint64_t bytes, max = hc_cache_max_blocks(cache) * HC_BLOCK_SIZE;
+	int present;
+	char a[32], b[32];
+	int err = arg_u64(r, "bytes", 1, &bytes, &present);
+	if (err)
+		return err;
+	if (bytes < 16 * HC_BLOCK_SIZE || bytes > max)
+		return fail(r, -EINVAL, "cache size %s is outside 64K..%s (the pool allocated at "
+			    "mount; remount with a larger -o cache= to go past it)",
+			    hc_format_size(bytes, a, sizeof(a)), hc_format_size(max, b, sizeof(b)));
+	err = hc_cache_resize(cache, bytes / HC_BLOCK_SIZE);
+	if (err)
+		return fail(r, err, "cache resize stopped at %s: write-back failed: %s",
+			    hc_format_size(hc_cache_blocks(cache) * HC_BLOCK_SIZE, a, sizeof(a)),
+			    strerror(-err));
+	add_u64(r->out, "bytes", hc_cache_blocks(cache) * HC_BLOCK_SIZE);
+	add_u64(r->out, "max_bytes", max);
+	return 0;
 }
 
 static int op_agent_register(struct req *r)

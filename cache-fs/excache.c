@@ -86,8 +86,10 @@ struct hc_cache {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;	/* a slot left FILL/WB, a slot or wbio was freed */
 	struct hc_ioeng *eng;
-	uint32_t nslots;
-	uint32_t lowmark;	/* keep free+clean+writing at least this */
+	uint32_t nslots;	/* the pool, allocated at creation */
+	uint32_t lowmark;	/* lock: keep free+clean+writing at least this */
+	uint32_t parked_head;	/* lock: slots taken out by hc_cache_resize */
+	uint32_t nparked;	/* lock */
 	struct slot *slots;	/* lock */
 	uint8_t *data;
 	size_t data_len;
@@ -426,6 +428,13 @@ static void wait_progress(struct hc_cache *c, struct wbio **pend)
 		pthread_cond_wait(&c->cond, &c->lock);
 }
 
+/* Write-back starts ahead of need below 1/16 of the usable slots (8..8192). */
+static void set_lowmark(struct hc_cache *c)
+{
+	uint32_t n = (c->nslots - c->nparked) / 16;
+	c->lowmark = n < 8 ? 8 : n > 8192 ? 8192 : n;
+}
+
 int hc_cache_create(uint64_t bytes, struct hc_ioeng *e, struct hc_cache **out)
 {
 	uint64_t n = bytes / HC_BLOCK_SIZE;
@@ -462,11 +471,8 @@ int hc_cache_create(uint64_t bytes, struct hc_ioeng *e, struct hc_cache **out)
 	c->nfree = c->nslots;
 	c->dirty_lru.head = c->dirty_lru.tail = NIL;
 	c->clean_lru.head = c->clean_lru.tail = NIL;
-	c->lowmark = c->nslots / 16;
-	if (c->lowmark < 8)
-		c->lowmark = 8;
-	if (c->lowmark > 8192)
-		c->lowmark = 8192;
+	c->parked_head = NIL;
+	set_lowmark(c);
 	for (unsigned k = 0; k < NWBIO; k++) {
 		c->wbios[k].c = c;
 		c->wbios[k].next = c->wb_free;
@@ -495,7 +501,63 @@ void hc_cache_destroy(struct hc_cache *c)
 
 uint64_t hc_cache_blocks(const struct hc_cache *c)
 {
+	pthread_mutex_lock((pthread_mutex_t *)&c->lock);
+	uint64_t n = c->nslots - c->nparked;
+	pthread_mutex_unlock((pthread_mutex_t *)&c->lock);
+	return n;
+}
+
+uint64_t hc_cache_max_blocks(const struct hc_cache *c)
+{
 	return c->nslots;
+}
+
+/*
+ * Resizing.  The pool stays allocated; shrinking parks slots (taken like a
+ * new block takes one: free, else the oldest clean block leaves, else dirty
+ * ones are written back first) and gives their memory back (munlock,
+ * MADV_DONTNEED); growing locks parked slots again and frees them.  The
+ * cache lock is held throughout except while write-backs are submitted.
+ */
+int hc_cache_resize(struct hc_cache *c, uint64_t blocks)
+{
+	if (blocks < 16 || blocks > c->nslots)
+		return -EINVAL;
+	struct wbio *pend = NULL;
+	int err = 0;
+	pthread_mutex_lock(&c->lock);
+	while (c->nslots - c->nparked > blocks) {
+		uint32_t i = alloc_slot(c, &pend, &err);
+		if (i == NIL) {
+			if (err)
+				break;
+			wait_progress(c, &pend);
+			continue;
+		}
+		void *p = slot_data(c, i);
+		munlock(p, HC_BLOCK_SIZE);
+		madvise(p, HC_BLOCK_SIZE, MADV_DONTNEED);
+		c->slots[i].next = c->parked_head;
+		c->parked_head = i;
+		c->nparked++;
+	}
+	while (c->nslots - c->nparked < blocks) {
+		uint32_t i = c->parked_head;
+		c->parked_head = c->slots[i].next;
+		c->nparked--;
+		if (mlock(slot_data(c, i), HC_BLOCK_SIZE) < 0)
+			hc_log_ratelimited(LOG_WARNING, "cannot lock the cache in memory: %s",
+					   strerror(errno));
+		c->slots[i].next = c->free_head;
+		c->free_head = i;
+		c->nfree++;
+	}
+	set_lowmark(c);
+	if (pend)
+		flush_pending(c, &pend);
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+	return err;
 }
 
 int hc_cache_register(struct hc_cache *c, struct hc_cvol *v)

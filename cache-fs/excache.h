@@ -72,7 +72,18 @@ int hc_cache_create(uint64_t bytes, struct hc_ioeng *e, struct hc_cache **out)
 	__attribute__((warn_unused_result));
 /* Destroys the cache; every volume must have been unregistered. */
 void hc_cache_destroy(struct hc_cache *c);
+/* Blocks the cache holds at most now, and at most ever (the pool). */
 uint64_t hc_cache_blocks(const struct hc_cache *c);
+uint64_t hc_cache_max_blocks(const struct hc_cache *c);
+
+/*
+ * Changes how many blocks the cache may hold, between 16 and the pool
+ * allocated at creation.  Shrinking writes dirty blocks back as needed and
+ * returns their memory to the system; growing takes it again (locked).
+ * Returns 0, -EINVAL (out of range) or a write-back error that left the
+ * cache bigger than asked (every remaining block dirty and failing).
+ */
+int hc_cache_resize(struct hc_cache *c, uint64_t blocks);
 
 /* Registers a volume (fd, dstats set); returns 0 or -ENOSPC (too many). */
 int hc_cache_register(struct hc_cache *c, struct hc_cvol *v);

@@ -168,6 +168,7 @@ static int check_mrc(struct options *o, struct hc_mrc_config *cfg, int *on)
 	cfg->sampled = !strcmp(mode, "sampled");
 	cfg->rate = 1.0;	/* SHARDS fixed size: exact until the budget fills */
 	cfg->sample_max = SAMPLE_MAX;
+	cfg->adjust = HC_MRC_ADJ_SCALE;	/* a VM's hot set hits in its memory */
 	cfg->max_tracked = bytes / HC_BLOCK_SIZE;
 	/* At most 256K histogram buckets (2 MiB) per domain. */
 	cfg->bucket_blocks = (uint32_t)((cfg->max_tracked + 262143) / 262144);

@@ -44,12 +44,12 @@
  *
  * Sampling (SHARDS).  A block is tracked iff hc_mix64(key) <= thr; the rate is
  * R = (thr + 1) / 2^64.  Distances measured among samples are scaled by 1/R
- * (by the observed ratio, dist_scale) and every sampled miss weighs 1/R.  Fixed size: whenever STACK + READ
+ * (or by the observed ratio, dist_scale) and every sampled miss weighs 1/R.  Fixed size: whenever STACK + READ
  * entries exceed sample_max, thr is halved and every entry above it purged
  * (O(cap), at most 64 times in total).  The histogram keeps the weights
  * already recorded: they estimate whole-stream counts whatever the rate.
- * hc_mrc_curve scales the weighted counts to the number of miss events
- * seen, which removes the sample-count error from the curve's level.
+ * hc_mrc_curve corrects the curve's level for the sample-count error as
+ * cfg.adjust says (mrc.h): SHARDS_adj, or scaling to the miss events seen.
  *
  * The histogram holds doubles: exact integers in exact mode (below 2^53
  * events), weighted estimates in sampled mode.
@@ -310,15 +310,18 @@ void hc_mrc_evict(struct hc_mrc *m, uint64_t key)
 }
 
 /*
- * Sampled distances scale by the observed sampling ratio of evictions at the
- * current threshold (all / sampled) rather than by 1/R: the hash keeps about
+ * With HC_MRC_ADJ_SCALE, sampled distances scale by the observed sampling
+ * ratio of evictions at the current threshold (all / sampled) rather than by
+ * 1/R: the hash keeps about
  * R of the blocks, give or take 1/sqrt(samples), and that error would shift
  * every distance; the observed ratio cancels it.  Until 64 evictions were
  * sampled at this threshold, 1/R.
  */
 static double dist_scale(const struct hc_mrc *m)
 {
-	return m->ev_sampled >= 64 ? (double)m->ev_all / (double)m->ev_sampled : m->w;
+	if (m->cfg.adjust != HC_MRC_ADJ_SCALE || m->ev_sampled < 64)
+		return m->w;
+	return (double)m->ev_all / (double)m->ev_sampled;
 }
 
 void hc_mrc_miss(struct hc_mrc *m, uint64_t key)
@@ -476,18 +479,17 @@ size_t hc_mrc_curve(const struct hc_mrc *m, uint64_t step_pages, size_t n, doubl
 		return 0;
 	/*
 	 * Sampled: the weighted counts estimate the whole stream's misses up to
-	 * the sample-count error, a level error along the whole curve.  The
-	 * true number of misses is known, so every count is scaled to it
-	 * (misses = f * (cold + measured + silent)).  Subtracting the gap at
-	 * c = 0 instead (SHARDS_adj) assumes it comes from short distances,
-	 * which a stream of guest misses does not have: its hot blocks hit in
-	 * the guest.
+	 * the sample-count error.  The true number of misses is known: SCALE
+	 * scales every count to it (misses = f * (cold + measured + silent));
+	 * FIRST (SHARDS_adj) adds the gap to the first bucket (mrc.h).
 	 */
-	double f = 1;
+	double f = 1, adj = 0;
 	double seen = m->cold + m->hist_total + m->silent;
-	if (m->cfg.sampled && seen > 0)
+	if (m->cfg.sampled && m->cfg.adjust == HC_MRC_ADJ_SCALE && seen > 0)
 		f = (double)m->misses / seen;
-	double left = f * (m->cold + m->hist_total);
+	else if (m->cfg.sampled)
+		adj = (double)m->misses - seen;
+	double left = f * (m->cold + m->hist_total) + adj;
 	uint64_t b = m->cfg.bucket_blocks, k = 0;	/* buckets [0, k) subtracted */
 	size_t i;
 	for (i = 0; i < n; i++) {
@@ -495,7 +497,7 @@ size_t hc_mrc_curve(const struct hc_mrc *m, uint64_t step_pages, size_t n, doubl
 			break;
 		uint64_t c = (uint64_t)i * step_pages;
 		for (; k < m->nb && (k + 1) * b <= c; k++)
-			left -= f * m->hist[k];
+			left -= f * m->hist[k] + (k ? 0 : adj);
 		misses_out[i] = left > 0 ? left : 0;
 	}
 	return i;

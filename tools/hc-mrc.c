@@ -57,8 +57,10 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: hc-mrc gen   GENOPTS -o TRACE\n"
 		"       hc-mrc curve TRACE [--mode exact|shards] [--rate R] [--sample-max N]\n"
+		"                    [--adjust scale|first]\n"
 		"                    [--step PAGES] [--max PAGES] [--csv]\n"
 		"       hc-mrc compare TRACE [--rate R] [--sample-max N] [--salt S] [--samples K]\n"
+		"                    [--adjust scale|first]  (SHARDS level correction, mrc.h)\n"
 		"                    [--step PAGES] [--max PAGES] [--csv]\n"
 		"       hc-mrc lru   GENOPTS [--step PAGES] [--max PAGES] [--csv]\n"
 		"       hc-mrc bench [--tracked N] [--events N] [--footprints N,N,...]\n"
@@ -363,7 +365,7 @@ static const char *pattern_name(enum pattern p)
 
 enum {
 	OPT_PATTERN = 256, OPT_PAGES, OPT_GUEST, OPT_ACCESSES, OPT_SEED, OPT_THETA,
-	OPT_HOT_FRAC, OPT_HOT_PROB, OPT_EVICT_FIRST, OPT_MODE, OPT_RATE, OPT_SAMPLE_MAX,
+	OPT_HOT_FRAC, OPT_HOT_PROB, OPT_EVICT_FIRST, OPT_MODE, OPT_RATE, OPT_SAMPLE_MAX, OPT_ADJUST,
 	OPT_STEP, OPT_MAX, OPT_CSV, OPT_SALT, OPT_SAMPLES, OPT_TRACKED, OPT_EVENTS, OPT_FOOTPRINTS,
 	OPT_HELP,
 };
@@ -640,12 +642,15 @@ static void trace_scan(struct trace *t, struct trace_info *ti)
 
 /* --- estimator helpers ---------------------------------------------------- */
 
+/* The sampled curve's level correction (--adjust); the daemon's is scale. */
+static int adjust = HC_MRC_ADJ_SCALE;
+
 static struct hc_mrc *mrc_new(int sampled, double rate, uint64_t sample_max, uint64_t max_tracked,
 			      uint32_t bucket)
 {
 	struct hc_mrc_config cfg = { .sampled = sampled, .rate = rate, .sample_max = sample_max,
 				     .max_tracked = max_tracked ? max_tracked : 1,
-				     .bucket_blocks = bucket };
+				     .bucket_blocks = bucket, .adjust = adjust };
 	struct hc_mrc *m;
 	int rc = hc_mrc_create(&cfg, &m);
 	if (rc)
@@ -766,6 +771,7 @@ static int curve_args(int argc, char **argv, const char *cmd, struct curve_opts 
 		{ "mode", required_argument, NULL, OPT_MODE },
 		{ "rate", required_argument, NULL, OPT_RATE },
 		{ "sample-max", required_argument, NULL, OPT_SAMPLE_MAX },
+		{ "adjust", required_argument, NULL, OPT_ADJUST },
 		{ "salt", required_argument, NULL, OPT_SALT },
 		{ "samples", required_argument, NULL, OPT_SAMPLES },
 		{ "step", required_argument, NULL, OPT_STEP },
@@ -799,6 +805,14 @@ static int curve_args(int argc, char **argv, const char *cmd, struct curve_opts 
 			co->sample_max = parse_u64("--sample-max", optarg);
 			if (co->sample_max && co->sample_max < 64)
 				die_usage("--sample-max must be 0 or at least 64");
+			break;
+		case OPT_ADJUST:
+			if (!strcmp(optarg, "scale"))
+				adjust = HC_MRC_ADJ_SCALE;
+			else if (!strcmp(optarg, "first"))
+				adjust = HC_MRC_ADJ_FIRST;
+			else
+				die_usage("--adjust: scale or first, not '%s'", optarg);
 			break;
 		case OPT_SALT:
 			if (!compare)

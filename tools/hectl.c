@@ -1162,7 +1162,7 @@ static struct json_object *build_cache_resize(struct ctx *c)
 
 static int show_cache_resize(struct ctx *c, struct json_object *r)
 {
-	printf("cache resized to %s\n", c->arg[0]);
+	printf("cache: %s in use, of a %s pool\n", sz(c, ju(r, "bytes")), sz(c, ju(r, "max_bytes")));
 	return 0;
 }
 

@@ -6,7 +6,7 @@
 # map (online, --range), mrc after a write-then-read workload (table, --csv,
 # --plot with and without gnuplot), recommend (--apply refused while M is
 # unknown, applied once it is set), mrc-reset, trace start/stop (a file of
-# 256 + 24*N bytes, N > 0), flush, cache resize (EOPNOTSUPP), defrag (not
+# 256 + 24*N bytes, N > 0), flush, cache resize (within the pool; past it EINVAL), defrag (not
 # available), the --json shapes (members and types, with jq), --help of each
 # subcommand, exit codes (daemon error 1, usage 2, no daemon 3), a user who
 # is neither root nor the mounter (0600 socket: cannot connect, 3; socket
@@ -267,7 +267,20 @@ n=$(jq .records "$OUT")
 
 # --- cache resize, fsck while mounted --------------------------------------------------------------
 run 1 -b "$BACK" cache resize 128M
-grep_in "$ERR" '^hectl: EOPNOTSUPP: ' "cache resize"
+grep_in "$ERR" '^hectl: EINVAL: .*pool' "cache resize past the pool"
+ok --json cache resize 16M
+jcheck '.bytes == 16777216 and .max_bytes == 67108864' "cache resize 16M"
+ok --json status
+jcheck '.cache.bytes == 16777216 and .cache.blocks == 4096 and .cache.max_bytes == 67108864' \
+	"status after cache resize"
+dd if=/dev/urandom of="$HC_SCRATCH/big" bs=1M count=32 status=none
+cp "$HC_SCRATCH/big" "$MNT/vm1/big" && cmp "$HC_SCRATCH/big" "$MNT/vm1/big" ||
+	hc_fail "data through a 16M cache"
+ok --json stats
+jcheck '.total.cached_blocks <= 4096' "at most 16M cached after the resize"
+ok cache resize 64M
+grep_in "$OUT" '64\.0 MiB' "cache resize back to the pool"
+rm -f "$MNT/vm1/big"
 run 1 -b "$BACK" fsck
 grep_in "$ERR" 'in use by a running hecache-fs' "fsck while mounted"
 

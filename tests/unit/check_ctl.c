@@ -174,7 +174,9 @@ START_TEST(test_bad_requests)
 	FAILS("EINVAL", "{\"op\":\"trace_start\",\"domain\":\"x\",\"path\":\"rel/path\"}");
 	FAILS("EINVAL", "{\"op\":\"agent_register\",\"domain\":\"x\"}");
 	FAILS("EINVAL", "{\"op\":\"agent_report\",\"memory_bytes\":4096}");
-	FAILS("EOPNOTSUPP", "{\"op\":\"cache_resize\",\"bytes\":1048576}");
+	FAILS("EINVAL", "{\"op\":\"cache_resize\",\"bytes\":2097152}");	/* pool: 1M */
+	FAILS("EINVAL", "{\"op\":\"cache_resize\",\"bytes\":4096}");
+	FAILS("EINVAL", "{\"op\":\"cache_resize\"}");
 	char deep[200];
 	memset(deep, '[', 100);
 	memset(deep + 100, ']', 100);

@@ -344,6 +344,47 @@ START_TEST(test_lru_eviction)
 }
 END_TEST
 
+/*
+ * Resize: shrinking a cache full of dirty blocks writes them back (none
+ * lost) and leaves at most the new size cached; the cache then works at that
+ * size; growing back gives the slots again; sizes outside 16..pool refused.
+ */
+START_TEST(test_resize)
+{
+	const unsigned nslots = 64;
+	cache_open(engine_names[_i], nslots);
+	ck_assert_int_eq(hc_cache_resize(F.c, 15), -EINVAL);
+	ck_assert_int_eq(hc_cache_resize(F.c, nslots + 1), -EINVAL);
+	cwrite_blocks(0, nslots, 7);
+	ck_assert_int_gt(stats().dirty, 0);	/* write-ahead may have cleaned some */
+	ck_assert_int_eq(hc_cache_resize(F.c, 16), 0);
+	ck_assert_uint_eq(hc_cache_blocks(F.c), 16);
+	ck_assert_uint_eq(hc_cache_max_blocks(F.c), nslots);
+	struct hc_cstats s = stats();
+	ck_assert_int_le(s.cached, 16);
+	ck_assert_uint_ge(s.writebacks, nslots - 16);
+	/* Written at the small size: never more than 16 cached. */
+	for (uint64_t b = nslots; b < 3 * nslots; b++) {
+		cwrite_blocks(b, 1, 7);
+		ck_assert_int_le(stats().cached, 16);
+	}
+	ck_assert_int_eq(hc_cache_flush(F.c, &F.v), 0);
+	for (uint64_t b = 0; b < 3 * nslots; b++)
+		assert_file_block(b, 7);
+	ck_assert_int_eq(hc_cache_resize(F.c, nslots), 0);
+	ck_assert_uint_eq(hc_cache_blocks(F.c), nslots);
+	cwrite_blocks(0, nslots, 8);
+	s = stats();
+	ck_assert_int_eq(s.cached, nslots);	/* every slot usable again */
+	char b[BS];
+	for (uint64_t k = 0; k < nslots; k++) {
+		ck_assert_int_eq(cread(k, b), 1);
+		ck_assert_int_eq(t_pattern_check(b, BS, 8, k * BS), -1);
+	}
+	cache_close();
+}
+END_TEST
+
 /* A cache re-used many times over: the counters still add up. */
 START_TEST(test_eviction_counters_add_up)
 {
@@ -973,6 +1014,7 @@ static Suite *excache_suite(void)
 	t_tcase_fixtures(tc, 30);
 	tcase_add_loop_test(tc, test_lru_eviction, 0, 2);
 	tcase_add_loop_test(tc, test_eviction_counters_add_up, 0, 2);
+	tcase_add_loop_test(tc, test_resize, 0, 2);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("partial");
