@@ -5,7 +5,9 @@
 # BENCH_CGROUP_LIMIT=64M memory cgroup) onto a loop device (dio) over a
 # volume in a hecache-fs mount, with -o mrc=off, mrc=sampled and mrc=exact,
 # the modes interleaved, BENCH_ROUNDS (default 5) rounds.  Prints the median
-# wall time per mode, the ratio to mrc=off, and the curve's event counts.
+# wall time per mode and its ratio to mrc=off, the daemon's CPU time per run
+# (user+system, from /proc: far less sensitive to a noisy machine than wall
+# time) and the curve's event counts.
 # Goal (issue 4): tracking on costs <= 3% of the wall time.
 # Usage (root): bench/mrc-onoff.sh   (HECACHE_BUILDDIR: build tree, default the repo)
 set -uo pipefail
@@ -29,7 +31,8 @@ B_SCRATCH=$W
 trap b_cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-declare -A T=()
+declare -A T=() CPU=()
+TICKS=$(getconf CLK_TCK)
 
 one_run() {	# MODE ROUND
 	local mode=$1 r=$2 mnt=$W/mnt back=$W/backing dev cg out=$W/$1-$2
@@ -52,6 +55,8 @@ one_run() {	# MODE ROUND
 	b_cgroup_remove "$cg"
 	T[$mode]+="$(sed -n 's/^swaphog .*seconds=\([0-9.]*\).*/\1/p' "$out.hog" | tail -n 1) "
 	[ "$mode" = off ] || "$BUILD/tools/hectl" -b "$back" --json mrc vm1 >"$out.mrc" 2>&1 || true
+	# utime + stime of the daemon (all its threads), fields 14 and 15
+	CPU[$mode]+="$(awk -v t="$TICKS" '{ printf "%.2f", ($14 + $15) / t }' "/proc/$pid/stat") "
 	swapoff "$dev" && b_forget B_SWAPS "$dev"
 	losetup -d "$dev" && b_forget B_LOOPS "$dev"
 	b_stop_fuse "$mnt" "$pid" || b_die "unmount: $B_ERR"
@@ -65,11 +70,17 @@ for ((r = 1; r <= ROUNDS; r++)); do
 done
 # shellcheck disable=SC2086
 base=$(b_median ${T[off]})
-printf '\n%-10s %10s %8s   %s\n' "mrc" "median s" "ratio" "runs (s)"
+# shellcheck disable=SC2086
+cbase=$(b_median ${CPU[off]})
+printf '\n%-8s %9s %7s %9s %7s   %s\n' "mrc" "wall s" "ratio" "daemon s" "ratio" "runs: wall s / daemon CPU s"
 for m in "${MODES[@]}"; do
 	# shellcheck disable=SC2086
 	med=$(b_median ${T[$m]})
-	printf '%-10s %10.3f %8.3f   %s\n' "$m" "$med" "$(awk -v a="$med" -v b="$base" 'BEGIN { print a / b }')" "${T[$m]}"
+	# shellcheck disable=SC2086
+	cmed=$(b_median ${CPU[$m]})
+	printf '%-8s %9.3f %7.3f %9.2f %7.3f   %s/ %s\n' "$m" "$med" \
+		"$(awk -v a="$med" -v b="$base" 'BEGIN { print a / b }')" "$cmed" \
+		"$(awk -v a="$cmed" -v b="$cbase" 'BEGIN { print (b > 0 ? a / b : 0) }')" "${T[$m]}" "${CPU[$m]}"
 done
 for m in sampled exact; do
 	f=$W/$m-$ROUNDS.mrc
