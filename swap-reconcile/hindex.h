@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The dedup hash index (DESIGN.md "Reconcile"): RAM only, bounded, maps the
+ * XXH3 of a block's contents to the physical addresses of blocks believed to
+ * hold them, per domain.  It only gives hints: the caller compares the bytes
+ * before sharing (I2), and a lost or stale entry loses a dedup chance, never
+ * data.  When full, the entry not looked up or inserted for longest is
+ * replaced (CLOCK).  Thread-safe (one mutex).
+ *
+ * Test hook: with HECACHE_TEST_HASH_COLLIDE=1 in the environment when the
+ * index is created, hc_hindex_hash() returns the same value for every block,
+ * so every lookup returns candidates whose bytes differ (the byte check must
+ * refuse them all).
+ */
+#ifndef HC_HINDEX_H
+#define HC_HINDEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct hc_hindex;
+
+/* Creates an index of at most max_entries (at least 16).  0, -EINVAL or -ENOMEM. */
+int hc_hindex_create(uint64_t max_entries, struct hc_hindex **out)
+	__attribute__((warn_unused_result));
+void hc_hindex_destroy(struct hc_hindex *h);
+
+/* The hash of one 4 KiB block (XXH3, or a constant under the test hook). */
+uint64_t hc_hindex_hash(const struct hc_hindex *h, const void *block);
+
+/*
+ * Records that physical block phys of domain dom holds contents of hash.
+ * An older entry for phys is replaced (a physical block holds one content).
+ */
+void hc_hindex_insert(struct hc_hindex *h, uint64_t hash, uint32_t dom, uint64_t phys);
+
+/*
+ * Up to max candidates of domain dom for hash, most recently recorded first,
+ * into out.  Returns how many.  Candidates are hints: compare the bytes.
+ */
+size_t hc_hindex_lookup(struct hc_hindex *h, uint64_t hash, uint32_t dom, uint64_t *out,
+			size_t max);
+
+/* Forgets phys (overwritten, freed, discarded).  No-op when absent. */
+void hc_hindex_remove(struct hc_hindex *h, uint64_t phys);
+
+struct hc_hindex_stats {
+	uint64_t entries, max_entries;
+	uint64_t inserts, lookups, candidates, replaced;
+	uint64_t bytes;		/* memory of the index, allocated at creation */
+};
+void hc_hindex_stats(struct hc_hindex *h, struct hc_hindex_stats *out);
+
+#endif

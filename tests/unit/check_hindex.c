@@ -1,0 +1,169 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * Unit tests of the dedup hash index (swap-reconcile/hindex.c): lookups per
+ * domain, most recent first; a physical block re-inserted with new contents
+ * forgets the old; remove; CLOCK replacement keeps what was looked up; the
+ * hash of equal and different blocks; the collision test hook; and random
+ * operations against a reference model.
+ */
+#include "config.h"
+
+#include <check.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hecache/format.h"
+#include "hindex.h"
+#include "t_helpers.h"
+
+static struct hc_hindex *mk(uint64_t n)
+{
+	struct hc_hindex *h;
+	ck_assert_int_eq(hc_hindex_create(n, &h), 0);
+	return h;
+}
+
+START_TEST(test_basics)
+{
+	struct hc_hindex *h;
+	ck_assert_int_eq(hc_hindex_create(15, &h), -EINVAL);
+	h = mk(64);
+	uint64_t out[8];
+	ck_assert_uint_eq(hc_hindex_lookup(h, 1, 0, out, 8), 0);
+	hc_hindex_insert(h, 1, 0, 100);
+	hc_hindex_insert(h, 1, 0, 101);
+	hc_hindex_insert(h, 1, 7, 102);	/* another domain */
+	hc_hindex_insert(h, 2, 0, 103);
+	ck_assert_uint_eq(hc_hindex_lookup(h, 1, 0, out, 8), 2);
+	ck_assert_uint_eq(out[0], 101);	/* most recent first */
+	ck_assert_uint_eq(out[1], 100);
+	ck_assert_uint_eq(hc_hindex_lookup(h, 1, 0, out, 1), 1);
+	ck_assert_uint_eq(hc_hindex_lookup(h, 1, 7, out, 8), 1);
+	ck_assert_uint_eq(out[0], 102);
+	ck_assert_uint_eq(hc_hindex_lookup(h, 1, 8, out, 8), 0);
+	/* 101 now holds other contents: it leaves hash 1. */
+	hc_hindex_insert(h, 3, 0, 101);
+	ck_assert_uint_eq(hc_hindex_lookup(h, 1, 0, out, 8), 1);
+	ck_assert_uint_eq(out[0], 100);
+	ck_assert_uint_eq(hc_hindex_lookup(h, 3, 0, out, 8), 1);
+	hc_hindex_remove(h, 100);
+	hc_hindex_remove(h, 100);	/* absent: no-op */
+	ck_assert_uint_eq(hc_hindex_lookup(h, 1, 0, out, 8), 0);
+	struct hc_hindex_stats st;
+	hc_hindex_stats(h, &st);
+	ck_assert_uint_eq(st.entries, 3);
+	ck_assert_uint_eq(st.max_entries, 64);
+	ck_assert_uint_gt(st.bytes, 64 * 32);
+	hc_hindex_destroy(h);
+}
+END_TEST
+
+START_TEST(test_clock)
+{
+	struct hc_hindex *h = mk(16);
+	uint64_t out[4];
+	for (uint64_t p = 0; p < 16; p++)
+		hc_hindex_insert(h, 1000 + p, 0, p);
+	hc_hindex_insert(h, 2000, 0, 16);	/* full: one sweep clears, entry 0 goes */
+	ck_assert_uint_eq(hc_hindex_lookup(h, 1000, 0, out, 4), 0);
+	ck_assert_uint_eq(hc_hindex_lookup(h, 1001, 0, out, 4), 1);	/* referenced */
+	hc_hindex_insert(h, 2001, 0, 17);	/* skips 1, replaces 2 */
+	ck_assert_uint_eq(hc_hindex_lookup(h, 1001, 0, out, 4), 1);
+	ck_assert_uint_eq(hc_hindex_lookup(h, 1002, 0, out, 4), 0);
+	for (uint64_t p = 100; p < 1000; p++)
+		hc_hindex_insert(h, p, 0, p);
+	struct hc_hindex_stats st;
+	hc_hindex_stats(h, &st);
+	ck_assert_uint_eq(st.entries, 16);
+	ck_assert_uint_eq(st.replaced, st.inserts - 16);
+	hc_hindex_destroy(h);
+}
+END_TEST
+
+START_TEST(test_hash)
+{
+	char *a = t_alloc_aligned(HC_BLOCK_SIZE), *b = t_alloc_aligned(HC_BLOCK_SIZE);
+	uint64_t seed = 3;
+	t_fill_random(a, HC_BLOCK_SIZE, &seed);
+	memcpy(b, a, HC_BLOCK_SIZE);
+	unsetenv("HECACHE_TEST_HASH_COLLIDE");
+	struct hc_hindex *h = mk(16);
+	ck_assert_uint_eq(hc_hindex_hash(h, a), hc_hindex_hash(h, b));
+	b[4095] ^= 1;
+	ck_assert_uint_ne(hc_hindex_hash(h, a), hc_hindex_hash(h, b));
+	hc_hindex_destroy(h);
+	/* The test hook: every block has the same hash. */
+	setenv("HECACHE_TEST_HASH_COLLIDE", "1", 1);
+	h = mk(16);
+	ck_assert_uint_eq(hc_hindex_hash(h, a), hc_hindex_hash(h, b));
+	hc_hindex_insert(h, hc_hindex_hash(h, a), 0, 1);
+	hc_hindex_insert(h, hc_hindex_hash(h, b), 0, 2);
+	uint64_t out[4];
+	ck_assert_uint_eq(hc_hindex_lookup(h, hc_hindex_hash(h, a), 0, out, 4), 2);
+	hc_hindex_destroy(h);
+	unsetenv("HECACHE_TEST_HASH_COLLIDE");
+	free(a);
+	free(b);
+}
+END_TEST
+
+/* Random inserts, removes and lookups against a model; no replacement. */
+START_TEST(test_model)
+{
+	enum { NPHYS = 512, NHASH = 32, NDOM = 3 };
+	struct { int used; uint64_t hash; uint32_t dom; } m[NPHYS];
+	memset(m, 0, sizeof(m));
+	struct hc_hindex *h = mk(NPHYS);
+	uint64_t seed = 42, out[NPHYS];
+	for (int op = 0; op < 200000; op++) {
+		uint64_t p = t_rand_below(&seed, NPHYS);
+		uint64_t hash = t_rand_below(&seed, NHASH);
+		uint32_t dom = (uint32_t)t_rand_below(&seed, NDOM);
+		switch (t_rand_below(&seed, 3)) {
+		case 0:
+			hc_hindex_insert(h, hash, dom, p);
+			m[p].used = 1;
+			m[p].hash = hash;
+			m[p].dom = dom;
+			break;
+		case 1:
+			hc_hindex_remove(h, p);
+			m[p].used = 0;
+			break;
+		default: {
+			size_t n = hc_hindex_lookup(h, hash, dom, out, NPHYS);
+			size_t want = 0;
+			for (int q = 0; q < NPHYS; q++)
+				want += m[q].used && m[q].hash == hash && m[q].dom == dom;
+			ck_assert_uint_eq(n, want);
+			for (size_t k = 0; k < n; k++) {
+				ck_assert(m[out[k]].used && m[out[k]].hash == hash &&
+					  m[out[k]].dom == dom);
+				for (size_t j = 0; j < k; j++)
+					ck_assert_uint_ne(out[j], out[k]);
+			}
+		}
+		}
+	}
+	hc_hindex_destroy(h);
+}
+END_TEST
+
+static Suite *hindex_suite(void)
+{
+	Suite *s = suite_create("hindex");
+	TCase *tc = tcase_create("index");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_basics);
+	tcase_add_test(tc, test_clock);
+	tcase_add_test(tc, test_hash);
+	tcase_add_test(tc, test_model);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return t_run_suite(hindex_suite());
+}
