@@ -1,0 +1,392 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * Unit tests of swap-reconcile/refcount.c: reference counts (inc, dec, get,
+ * ZERO and bad addresses refused, the 24-bit ceiling) against an array
+ * model under random operations with table growth and shrinking; the
+ * overflow allocator (lowest first, contiguous runs, the high-water mark,
+ * cancel of reserved blocks only); I4's pending frees (a block whose count
+ * fell to 0 in record s is not handed out again before release(s), and
+ * cannot be re-referenced meanwhile); replay mode; concurrent users; and
+ * the bytes per count over a million counts (printed, at most 32).
+ */
+#include "config.h"
+
+#include <check.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "refcount.h"
+#include "t_helpers.h"
+
+#define QUICK(c)                                                               \
+	do {                                                                   \
+		if (!(c))                                                      \
+			ck_abort_msg("%s:%d: %s failed", __FILE__, __LINE__, #c); \
+	} while (0)
+
+static struct hc_refcount *new_rc(void)
+{
+	struct hc_refcount *rc = NULL;
+	ck_assert_int_eq(hc_refcount_create(&rc), 0);
+	ck_assert_ptr_nonnull(rc);
+	return rc;
+}
+
+static struct hc_phys P(uint32_t file, uint64_t block)
+{
+	struct hc_phys p = { file, block };
+	return p;
+}
+
+static uint64_t alloc1(struct hc_refcount *rc)
+{
+	uint64_t b = UINT64_MAX;
+	ck_assert_int_eq(hc_refcount_alloc(rc, 1, &b), 0);
+	return b;
+}
+
+START_TEST(test_rc_basic)
+{
+	struct hc_refcount *rc = new_rc();
+	struct hc_phys h = P(4, 100), z = P(HC_PHYS_ZERO, 0), bad = P(4, HC_PHYS_BLOCK_MAX + 1);
+	ck_assert_uint_eq(hc_refcount_get(rc, &h), 0);
+	ck_assert_int_eq(hc_refcount_inc(rc, &h), 1);
+	ck_assert_int_eq(hc_refcount_inc(rc, &h), 2);
+	ck_assert_uint_eq(hc_refcount_get(rc, &h), 2);
+	ck_assert_int_eq(hc_refcount_dec(rc, &h, 1), 1);
+	ck_assert_int_eq(hc_refcount_dec(rc, &h, 2), 0);
+	ck_assert_int_eq(hc_refcount_dec(rc, &h, 3), -ENOENT);
+	ck_assert_int_eq(hc_refcount_inc(rc, &z), -EINVAL);
+	ck_assert_int_eq(hc_refcount_inc(rc, &bad), -EINVAL);
+	ck_assert_uint_eq(hc_refcount_get(rc, &z), 0);
+	/* Same block number, different files: different counts. */
+	struct hc_phys h2 = P(5, 100), o = P(HC_PHYS_OVERFLOW, 100);
+	ck_assert_int_eq(hc_refcount_inc(rc, &h), 1);
+	ck_assert_int_eq(hc_refcount_inc(rc, &h2), 1);
+	ck_assert_int_eq(hc_refcount_inc(rc, &h2), 2);
+	ck_assert_uint_eq(hc_refcount_get(rc, &h), 1);
+	ck_assert_uint_eq(hc_refcount_get(rc, &o), 0);
+	struct hc_refcount_stats st;
+	hc_refcount_stats(rc, &st);
+	ck_assert_uint_eq(st.entries, 2);
+	hc_refcount_destroy(rc);
+	hc_refcount_destroy(NULL);
+}
+END_TEST
+
+START_TEST(test_rc_ceiling)
+{
+	struct hc_refcount *rc = new_rc();
+	struct hc_phys h = P(1, 1);
+	for (uint32_t i = 1; i <= HC_REFCOUNT_MAX; i++)
+		QUICK(hc_refcount_inc(rc, &h) == (int)i);
+	ck_assert_int_eq(hc_refcount_inc(rc, &h), -EOVERFLOW);
+	ck_assert_uint_eq(hc_refcount_get(rc, &h), HC_REFCOUNT_MAX);
+	ck_assert_int_eq(hc_refcount_dec(rc, &h, 1), HC_REFCOUNT_MAX - 1);
+	hc_refcount_destroy(rc);
+}
+END_TEST
+
+/* Random inc/dec over a set of addresses, against an array. */
+START_TEST(test_rc_random_model)
+{
+	enum { N = 20000 };
+	static struct hc_phys addr[N];
+	static uint32_t cnt[N];
+	memset(cnt, 0, sizeof(cnt));
+	uint64_t s = 77 + (uint64_t)_i;
+	for (int i = 0; i < N; i++) {
+		/* Distinct addresses, some differing only by file or in bit 32+. */
+		uint64_t v = (uint64_t)(i / 13) << 2 | (uint64_t)(i % 3);
+		addr[i] = P((uint32_t)(i % 13), v << (i % 2 ? 27 : 0));
+	}
+	struct hc_refcount *rc = new_rc();
+	for (int round = 0; round < 30; round++) {
+		unsigned inc_pct = round % 3 == 2 ? 15 : 70;	/* grow, then shrink */
+		for (int k = 0; k < 20000; k++) {
+			int i = (int)t_rand_below(&s, N);
+			if (t_rand_below(&s, 100) < inc_pct) {
+				int r = hc_refcount_inc(rc, &addr[i]);
+				QUICK(r == (int)cnt[i] + 1);
+				cnt[i]++;
+			} else {
+				int r = hc_refcount_dec(rc, &addr[i], (uint64_t)k);
+				QUICK(r == (cnt[i] ? (int)cnt[i] - 1 : -ENOENT));
+				if (cnt[i])
+					cnt[i]--;
+			}
+		}
+		uint64_t nz = 0;
+		for (int i = 0; i < N; i++) {
+			QUICK(hc_refcount_get(rc, &addr[i]) == cnt[i]);
+			nz += cnt[i] != 0;
+		}
+		struct hc_refcount_stats st;
+		hc_refcount_stats(rc, &st);
+		ck_assert_uint_eq(st.entries, nz);
+	}
+	/* Drain: the table shrinks back. */
+	for (int i = 0; i < N; i++)
+		while (cnt[i]) {
+			QUICK(hc_refcount_dec(rc, &addr[i], 0) == (int)cnt[i] - 1);
+			cnt[i]--;
+		}
+	struct hc_refcount_stats st;
+	hc_refcount_stats(rc, &st);
+	ck_assert_uint_eq(st.entries, 0);
+	ck_assert_uint_le(st.bytes, 64 * 12);
+	hc_refcount_destroy(rc);
+}
+END_TEST
+
+START_TEST(test_rc_alloc)
+{
+	struct hc_refcount *rc = new_rc();
+	uint64_t b;
+	ck_assert_int_eq(hc_refcount_alloc(rc, 0, &b), -EINVAL);
+	/* Lowest first, growing the high-water mark. */
+	for (uint64_t i = 0; i < 10; i++)
+		ck_assert_uint_eq(alloc1(rc), i);
+	struct hc_refcount_stats st;
+	hc_refcount_stats(rc, &st);
+	ck_assert_uint_eq(st.ovf_hwm, 10);
+	ck_assert_uint_eq(st.ovf_used, 10);
+	/* Holes are refilled lowest first; a run too long for them goes above. */
+	ck_assert_int_eq(hc_refcount_cancel(rc, 3, 1), 0);
+	ck_assert_int_eq(hc_refcount_cancel(rc, 6, 2), 0);
+	ck_assert(hc_refcount_ovf_free(rc, 3));
+	ck_assert(!hc_refcount_ovf_free(rc, 4));
+	ck_assert_int_eq(hc_refcount_alloc(rc, 3, &b), 0);
+	ck_assert_uint_eq(b, 10);
+	ck_assert_int_eq(hc_refcount_alloc(rc, 2, &b), 0);
+	ck_assert_uint_eq(b, 6);
+	ck_assert_uint_eq(alloc1(rc), 3);
+	/* A free run at the end extends across the high-water mark. */
+	ck_assert_int_eq(hc_refcount_cancel(rc, 11, 2), 0);
+	ck_assert_int_eq(hc_refcount_alloc(rc, 4, &b), 0);
+	ck_assert_uint_eq(b, 11);
+	hc_refcount_stats(rc, &st);
+	ck_assert_uint_eq(st.ovf_hwm, 15);
+	ck_assert_uint_eq(st.ovf_used, 15);
+	/* Cancel refuses what is not reserved: free, referenced, out of range. */
+	ck_assert_int_eq(hc_refcount_cancel(rc, 15, 1), -EINVAL);
+	struct hc_phys o = P(HC_PHYS_OVERFLOW, 5);
+	ck_assert_int_eq(hc_refcount_inc(rc, &o), 1);
+	ck_assert_int_eq(hc_refcount_cancel(rc, 4, 2), -EINVAL);
+	ck_assert(!hc_refcount_ovf_free(rc, 4));	/* all-or-nothing */
+	ck_assert_int_eq(hc_refcount_cancel(rc, 0, 1), 0);
+	ck_assert_int_eq(hc_refcount_cancel(rc, 0, 1), -EINVAL);
+	/* Many blocks: bitmaps grow. */
+	ck_assert_int_eq(hc_refcount_alloc(rc, 100000, &b), 0);
+	ck_assert_uint_eq(b, 15);
+	ck_assert_uint_eq(alloc1(rc), 0);
+	ck_assert_uint_eq(alloc1(rc), 100015);
+	ck_assert_int_eq(hc_refcount_set_hwm(rc, 200000), 0);
+	ck_assert_uint_eq(alloc1(rc), 100016);
+	hc_refcount_stats(rc, &st);
+	ck_assert_uint_eq(st.ovf_hwm, 200000);
+	ck_assert_int_eq(hc_refcount_set_hwm(rc, HC_PHYS_BLOCK_MAX + 2), -EINVAL);
+	hc_refcount_destroy(rc);
+}
+END_TEST
+
+/* I4: a freed overflow block waits for its record to be durable. */
+START_TEST(test_rc_pending_free)
+{
+	struct hc_refcount *rc = new_rc();
+	uint64_t a = alloc1(rc), b = alloc1(rc);
+	struct hc_phys pa = P(HC_PHYS_OVERFLOW, a), pb = P(HC_PHYS_OVERFLOW, b);
+	/* Unreserved overflow blocks cannot be referenced. */
+	struct hc_phys nowhere = P(HC_PHYS_OVERFLOW, 1000);
+	ck_assert_int_eq(hc_refcount_inc(rc, &nowhere), -EINVAL);
+	ck_assert_int_eq(hc_refcount_inc(rc, &pa), 1);
+	ck_assert_int_eq(hc_refcount_inc(rc, &pa), 2);
+	ck_assert_int_eq(hc_refcount_inc(rc, &pb), 1);
+	ck_assert_int_eq(hc_refcount_dec(rc, &pa, 10), 1);
+	ck_assert(!hc_refcount_ovf_free(rc, a));
+	ck_assert_int_eq(hc_refcount_dec(rc, &pa, 11), 0);	/* pending at 11 */
+	ck_assert_int_eq(hc_refcount_dec(rc, &pb, 12), 0);	/* pending at 12 */
+	ck_assert(!hc_refcount_ovf_free(rc, a));
+	struct hc_refcount_stats st;
+	hc_refcount_stats(rc, &st);
+	ck_assert_uint_eq(st.ovf_pending, 2);
+	/* Not handed out, not re-referenced, not cancellable. */
+	ck_assert_uint_eq(alloc1(rc), 2);
+	ck_assert_int_eq(hc_refcount_inc(rc, &pa), -EINVAL);
+	ck_assert_int_eq(hc_refcount_cancel(rc, a, 1), -EINVAL);
+	hc_refcount_release(rc, 10);
+	ck_assert(!hc_refcount_ovf_free(rc, a));
+	hc_refcount_release(rc, 11);
+	ck_assert(hc_refcount_ovf_free(rc, a));
+	ck_assert(!hc_refcount_ovf_free(rc, b));
+	ck_assert_uint_eq(alloc1(rc), a);
+	ck_assert_uint_eq(alloc1(rc), 3);
+	hc_refcount_release(rc, 100);
+	ck_assert(hc_refcount_ovf_free(rc, b));
+	hc_refcount_stats(rc, &st);
+	ck_assert_uint_eq(st.ovf_pending, 0);
+	ck_assert_uint_eq(alloc1(rc), b);
+
+	/* Many pending frees in order, released in steps. */
+	uint64_t blocks[3000];
+	for (int i = 0; i < 3000; i++) {
+		blocks[i] = alloc1(rc);
+		struct hc_phys p = P(HC_PHYS_OVERFLOW, blocks[i]);
+		QUICK(hc_refcount_inc(rc, &p) == 1);
+	}
+	for (int i = 0; i < 3000; i++) {
+		struct hc_phys p = P(HC_PHYS_OVERFLOW, blocks[i]);
+		QUICK(hc_refcount_dec(rc, &p, 1000 + (uint64_t)i) == 0);
+	}
+	hc_refcount_release(rc, 1000 + 1499);
+	for (int i = 0; i < 3000; i++)
+		QUICK(hc_refcount_ovf_free(rc, blocks[i]) == (i < 1500));
+	hc_refcount_release(rc, UINT64_MAX);
+	for (int i = 0; i < 3000; i++)
+		QUICK(hc_refcount_ovf_free(rc, blocks[i]));
+	hc_refcount_destroy(rc);
+}
+END_TEST
+
+START_TEST(test_rc_replay_mode)
+{
+	struct hc_refcount *rc = new_rc();
+	hc_refcount_set_replay(rc, 1);
+	struct hc_phys o = P(HC_PHYS_OVERFLOW, 500);
+	ck_assert_int_eq(hc_refcount_inc(rc, &o), 1);	/* any block */
+	ck_assert(!hc_refcount_ovf_free(rc, 500));
+	struct hc_refcount_stats st;
+	hc_refcount_stats(rc, &st);
+	ck_assert_uint_eq(st.ovf_hwm, 501);
+	ck_assert_uint_eq(st.ovf_used, 1);
+	ck_assert_int_eq(hc_refcount_dec(rc, &o, 7), 0);
+	ck_assert(hc_refcount_ovf_free(rc, 500));	/* at once */
+	ck_assert_int_eq(hc_refcount_inc(rc, &o), 1);
+	hc_refcount_set_replay(rc, 0);
+	ck_assert_uint_eq(alloc1(rc), 0);
+	/* undo_inc takes a count back without freeing the reserved block. */
+	uint64_t b = alloc1(rc);
+	struct hc_phys pb = P(HC_PHYS_OVERFLOW, b);
+	ck_assert_int_eq(hc_refcount_inc(rc, &pb), 1);
+	hc_refcount_undo_inc(rc, &pb);
+	ck_assert_uint_eq(hc_refcount_get(rc, &pb), 0);
+	ck_assert(!hc_refcount_ovf_free(rc, b));
+	ck_assert_int_eq(hc_refcount_cancel(rc, b, 1), 0);
+	hc_refcount_destroy(rc);
+}
+END_TEST
+
+struct thr {
+	struct hc_refcount *rc;
+	int id;
+	int errors;
+};
+
+static void *thr_main(void *arg)
+{
+	struct thr *t = arg;
+	uint64_t s = (uint64_t)t->id;
+	for (int k = 0; k < 20000; k++) {
+		/* Shared home blocks: inc then dec, balanced. */
+		struct hc_phys p = P(1, t_rand_below(&s, 64));
+		if (hc_refcount_inc(t->rc, &p) < 1)
+			t->errors++;
+		uint64_t b, n = 1 + t_rand_below(&s, 3);
+		if (hc_refcount_alloc(t->rc, n, &b)) {
+			t->errors++;
+		} else {
+			for (uint64_t i = 0; i < n; i++) {
+				struct hc_phys o = P(HC_PHYS_OVERFLOW, b + i);
+				if (hc_refcount_inc(t->rc, &o) != 1 ||
+				    hc_refcount_dec(t->rc, &o, 1) != 0)
+					t->errors++;
+			}
+		}
+		if (hc_refcount_dec(t->rc, &p, 1) < 0)
+			t->errors++;
+		if (k % 100 == 0)
+			hc_refcount_release(t->rc, 1);
+	}
+	return NULL;
+}
+
+START_TEST(test_rc_threads)
+{
+	struct hc_refcount *rc = new_rc();
+	pthread_t th[4];
+	struct thr t[4];
+	for (int i = 0; i < 4; i++) {
+		t[i] = (struct thr){ rc, i + 1, 0 };
+		ck_assert_int_eq(pthread_create(&th[i], NULL, thr_main, &t[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		ck_assert_int_eq(t[i].errors, 0);
+	}
+	struct hc_refcount_stats st;
+	hc_refcount_stats(rc, &st);
+	ck_assert_uint_eq(st.entries, 0);
+	for (uint64_t b = 0; b < 64; b++) {
+		struct hc_phys p = P(1, b);
+		ck_assert_uint_eq(hc_refcount_get(rc, &p), 0);
+	}
+	hc_refcount_release(rc, 1);
+	hc_refcount_stats(rc, &st);
+	ck_assert_uint_eq(st.ovf_pending, 0);
+	ck_assert_uint_eq(st.ovf_used, 0);
+	ck_assert_uint_lt(st.ovf_hwm, 4 * 300 * 3);	/* freed blocks were reused */
+	hc_refcount_destroy(rc);
+}
+END_TEST
+
+START_TEST(test_rc_memory)
+{
+	struct hc_refcount *rc = new_rc();
+	const uint64_t n = 1000000;
+	uint64_t s = 5;
+	for (uint64_t i = 0; i < n; i++) {
+		struct hc_phys p = P((uint32_t)t_rand_below(&s, 100), i);
+		QUICK(hc_refcount_inc(rc, &p) == 1);
+	}
+	struct hc_refcount_stats st;
+	hc_refcount_stats(rc, &st);
+	ck_assert_uint_eq(st.entries, n);
+	double per = (double)st.bytes / (double)n;
+	printf("refcount: %.2f bytes/count at %llu counts (12-byte slots, load %.2f)\n", per,
+	       (unsigned long long)n, (double)n * 12 / (double)st.bytes);
+	ck_assert_msg(per <= 32.0, "%.2f bytes per count", per);
+	hc_refcount_destroy(rc);
+}
+END_TEST
+
+static Suite *rc_suite(void)
+{
+	Suite *s = suite_create("refcount");
+	TCase *tc;
+
+	tc = tcase_create("counts");
+	tcase_add_test(tc, test_rc_basic);
+	tcase_add_test(tc, test_rc_ceiling);
+	tcase_add_loop_test(tc, test_rc_random_model, 0, 3);
+	tcase_add_test(tc, test_rc_memory);
+	tcase_set_timeout(tc, 120);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("allocator");
+	tcase_add_test(tc, test_rc_alloc);
+	tcase_add_test(tc, test_rc_pending_free);
+	tcase_add_test(tc, test_rc_replay_mode);
+	tcase_add_test(tc, test_rc_threads);
+	tcase_set_timeout(tc, 120);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return t_run_suite(rc_suite());
+}
