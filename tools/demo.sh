@@ -3,8 +3,10 @@
 # The README's main job: installs what hecache needs, builds it, mounts
 # hecache-fs over a backing directory, puts a swap volume of the mount on a
 # loop device, makes the kernel swap a memory-hungry process running in a
-# memory cgroup onto it, prints the cache and swap figures and cleans up
-# (swapoff, losetup -d, unmount, cgroup removed) even when a step fails.
+# memory cgroup onto it, prints the cache and swap figures, the miss-ratio
+# curve hecache-fs computed from the swap traffic and the memory it
+# recommends for the cgroup, and cleans up (swapoff, losetup -d, unmount,
+# cgroup removed, vm.page-cluster restored) even when a step fails.
 #
 # Usage (root, from anywhere): tools/demo.sh [-c CACHE] [-m CGROUP_LIMIT] [-s HOG_SIZE] [-p PASSES]
 # Defaults: cache 256M (the swapped-out part of the hog fits: swap-ins hit),
@@ -32,7 +34,8 @@ modprobe fuse 2>/dev/null || true
 modprobe loop 2>/dev/null || true
 
 BUILD=${HECACHE_BUILDDIR:-$TOP}
-if [ ! -x "$BUILD/cache-fs/hecache-fs" ] || [ ! -x "$BUILD/tools/hc-swaphog" ]; then
+if [ ! -x "$BUILD/cache-fs/hecache-fs" ] || [ ! -x "$BUILD/tools/hc-swaphog" ] ||
+	[ ! -x "$BUILD/tools/hectl" ]; then
 	say "building"
 	cd "$TOP"
 	[ -x configure ] || autoreconf -fi >/dev/null
@@ -42,16 +45,18 @@ if [ ! -x "$BUILD/cache-fs/hecache-fs" ] || [ ! -x "$BUILD/tools/hc-swaphog" ]; 
 fi
 HCFS=$BUILD/cache-fs/hecache-fs
 HOGBIN=$BUILD/tools/hc-swaphog
+HECTL=$BUILD/tools/hectl
 
 WORK=$(mktemp -d /var/tmp/hecache-demo.XXXXXX)
 BACKING=$WORK/backing MNT=$WORK/mnt
 mkdir -p "$BACKING" "$MNT"
-DPID= LOOP= SWAPON= CG=
+DPID= LOOP= SWAPON= CG= CLUSTER=
 
 cleanup() {
 	local rc=$?
 	set +e
 	[ -n "$CG" ] && hc_cg_remove "$CG"
+	[ -n "$CLUSTER" ] && sysctl -q vm.page-cluster="$CLUSTER"
 	[ -n "$SWAPON" ] && swapoff "$SWAPON"
 	[ -n "$LOOP" ] && losetup -d "$LOOP"
 	if mountpoint -q "$MNT"; then
@@ -93,6 +98,12 @@ CG=$(hc_cg_make "hecache-demo.$$" "$(numfmt --from=iec "$LIMIT")") ||
 	{ echo "demo: cannot make a memory cgroup (no memory controller?)" >&2; exit 1; }
 echo "cgroup v$(hc_cg_version): $CG, limit $LIMIT"
 
+# One read per swap-in (no readahead), so that every read the daemon sees
+# is a page the cgroup missed: the miss-ratio curve is about those.
+CLUSTER=$(sysctl -n vm.page-cluster)
+sysctl -q vm.page-cluster=0
+"$HECTL" -m "$MNT" domain set-memory host "$LIMIT"
+
 vm() { awk -v k="$1" '$1 == k { print $2 }' /proc/vmstat; }
 in0=$(vm pswpin) out0=$(vm pswpout)
 
@@ -113,6 +124,16 @@ getfattr --only-values -n user.hecache.stats "$MNT" | awk '
 	  r = v["hits"] + v["misses"]
 	  if (r) printf "  swap-ins served from the cache: %.1f%% (%d of %d blocks)\n",
 	      100 * v["hits"] / r, v["hits"], r }'
+
+say "hectl stats host"
+"$HECTL" -m "$MNT" stats host
+
+say "miss-ratio curve of domain 'host' (hectl mrc): predicted swap-ins with more memory"
+"$HECTL" -m "$MNT" mrc host --step "$(numfmt --to=iec $(($(numfmt --from=iec "$HOG") / 8)))" \
+	--points 10
+
+say "recommended memory for the cgroup (hectl recommend, 5% tolerance)"
+"$HECTL" -m "$MNT" recommend host --tolerance 0.05
 
 say "cleaning up"
 swapoff "$SWAPON"
