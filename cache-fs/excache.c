@@ -320,7 +320,8 @@ static void submit_pending(struct hc_cache *c, struct wbio *pend)
 		pend = w->next;
 		w->io.done = wb_done;
 		w->io.priv = w;
-		int err = hc_ioeng_submit(c->eng, &w->io);
+		int err = w->v->wb_submit ? w->v->wb_submit(w->v, &w->io)
+					  : hc_ioeng_submit(c->eng, &w->io);
 		if (err) {
 			w->io.res = err;
 			wb_done(&w->io);
@@ -637,6 +638,8 @@ retry:
 /* Reads block blk of v from storage into buf; zero-fills past end of file. */
 static int read_block(struct hc_cache *c, struct hc_cvol *v, uint64_t blk, void *buf)
 {
+	if (v->read_block)
+		return v->read_block(v, blk, buf);
 	struct iovec iov = { buf, HC_BLOCK_SIZE };
 	struct hc_io io = {
 		.op = HC_IO_READ, .fd = v->fd, .off = blk * HC_BLOCK_SIZE,

@@ -46,6 +46,17 @@ struct hc_cstats {
 struct hc_cvol {
 	int fd;				/* backing home file, O_DIRECT when possible */
 	struct hc_cstats *dstats;	/* the domain's counters */
+	/*
+	 * Optional storage hooks (swap-reconcile: blocks may live elsewhere
+	 * than at home).  NULL: the home file at fd through the io engine.
+	 * wb_submit takes a write-back (io->off, io->iov of whole blocks),
+	 * stores it, sets io->res and calls io->done(io) (maybe before it
+	 * returns); called without the cache lock.  read_block reads one
+	 * block's current contents (zeros past the end).  Both return 0 or
+	 * -errno (wb_submit: -errno means io->done was not called).
+	 */
+	int (*wb_submit)(struct hc_cvol *v, struct hc_io *io);
+	int (*read_block)(struct hc_cvol *v, uint64_t blk, void *buf);
 	/* --- cache-private --- */
 	uint32_t id;
 	uint32_t dirty_head;		/* list of DIRTY slots */

@@ -435,6 +435,27 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 	fuse_reply_err(req, -hc_vol_fallocate(FS(req), v, mode, (uint64_t)off, (uint64_t)len));
 }
 
+static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+			       struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
+			       struct fuse_file_info *fi_out, size_t len, int flags)
+{
+	struct hc_volume *src = VOL(req, ino_in), *dst = VOL(req, ino_out);
+	if (!src || !dst) {
+		fuse_reply_err(req, EISDIR);
+		return;
+	}
+	if (flags || off_in < 0 || off_out < 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	/* EOPNOTSUPP: the kernel falls back to a read/write copy. */
+	ssize_t r = hc_vol_copy_range(FS(req), src, (uint64_t)off_in, dst, (uint64_t)off_out, len);
+	if (r < 0)
+		fuse_reply_err(req, (int)-r);
+	else
+		fuse_reply_write(req, (size_t)r);
+}
+
 static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 		     struct fuse_file_info *fi)
 {
@@ -540,6 +561,7 @@ const struct fuse_lowlevel_ops hc_fs_ops = {
 	.fsyncdir = op_fsyncdir,
 	.statfs = op_statfs,
 	.fallocate = op_fallocate,
+	.copy_file_range = op_copy_file_range,
 	.lseek = op_lseek,
 	.getxattr = op_getxattr,
 	.listxattr = op_listxattr,

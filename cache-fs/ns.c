@@ -20,6 +20,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "hecache/errors.h"
 #include "log.h"
 #include "util.h"
 #include "volume.h"
@@ -108,6 +109,13 @@ static int new_volume(struct hc_fs *fs, struct hc_domain *d, const char *name, i
 		free(v);
 		return err;
 	}
+	/* Its persistent id, map and storage hooks (reconcile.c). */
+	err = hc_rc_attach(fs, v);
+	if (err) {
+		hc_cache_unregister(fs->cache, &v->cv);
+		free(v);
+		return err;
+	}
 	pthread_rwlock_init(&v->iolock, NULL);
 	pthread_mutex_init(&v->lock, NULL);
 	d->nvol++;
@@ -131,6 +139,13 @@ static void free_volume(struct hc_fs *fs, struct hc_volume *v)
 {
 	struct hc_domain *d = v->dom;
 	hc_cache_unregister(fs->cache, &v->cv);
+	if (v->unlinked)
+		hc_rc_forget_volume(fs, v);	/* gone for good: drop its references */
+	else if (v->map) {
+		hc_rc_detach(fs, v);
+		pthread_mutex_destroy(&v->rlock);
+		pthread_rwlock_destroy(&v->maplock);
+	}
 	close(v->cv.fd);
 	pthread_rwlock_destroy(&v->iolock);
 	pthread_mutex_destroy(&v->lock);
@@ -148,6 +163,7 @@ static struct hc_domain *new_domain(struct hc_fs *fs, const char *name, int dirf
 		return NULL;
 	}
 	d->node.type = HC_NODE_DOMAIN;
+	d->did = fs->next_did++;
 	snprintf(d->name, sizeof(d->name), "%s", name);
 	d->dirfd = dirfd;
 	d->next = fs->domains;
@@ -194,7 +210,10 @@ static int load_domain(struct hc_fs *fs, const char *name, char *msg, size_t msg
 			if (fd >= 0)
 				close(fd);
 			snprintf(msg, msglen, "%s/%s/%s: %s", fs->b->path, name, de->d_name,
-				 strerror(-err));
+				 err == -EEXIST ? "volume id (user.hecache.vid) already used by "
+						  "another volume; a copied home file?"
+				 : err == -HC_ECORRUPT ? "bad volume id (user.hecache.vid)"
+						       : strerror(-err));
 		}
 	}
 	closedir(dir);
@@ -256,9 +275,18 @@ int hc_fs_create(struct hc_backing *b, struct hc_ioeng *eng, uint64_t cache_byte
 		snprintf(msg, msglen, "cannot allocate request buffers: %s", strerror(-err));
 		goto fail;
 	}
+	fs->rc_opened = 1;
+	err = hc_rc_open(fs, msg, msglen);
+	if (err)
+		goto fail;
 	err = load(fs, msg, msglen);
 	if (err)
 		goto fail;
+	err = hc_rc_start(fs);
+	if (err) {
+		snprintf(msg, msglen, "cannot start the metadata timer: %s", strerror(-err));
+		goto fail;
+	}
 	*out = fs;
 	return 0;
 fail:
@@ -280,6 +308,12 @@ int hc_fs_flush_all(struct hc_fs *fs)
 			}
 		}
 	pthread_mutex_unlock(&fs->ns_lock);
+	int e = hc_rc_commit(fs);
+	if (e && !err) {
+		hc_log(LOG_ERR, "%s: metadata commit failed: %s", fs->b->path, strerror(-e));
+		err = e;
+	}
+	fs->clean = !err;
 	return err;
 }
 
@@ -299,6 +333,8 @@ void hc_fs_destroy(struct hc_fs *fs)
 		free_domain(d);
 		d = dn;
 	}
+	if (fs->rc_opened)
+		hc_rc_close(fs, fs->clean);
 	hc_buf_pool_destroy(fs->bufs);
 	hc_cache_destroy(fs->cache);
 	pthread_mutex_destroy(&fs->ns_lock);
@@ -497,14 +533,28 @@ int hc_ns_unlink(struct hc_fs *fs, struct hc_node *parent, const char *name)
 	int err = 0;
 	pthread_mutex_lock(&fs->ns_lock);
 	struct hc_volume *v = hc_ns_find_volume(d, name);
-	if (!v)
+	if (!v) {
 		err = -ENOENT;
-	else if (unlinkat(d->dirfd, name, 0) < 0)
+		goto out;
+	}
+	/* Order ns_lock -> rlock: no rlock holder takes ns_lock. */
+	pthread_mutex_lock(&v->rlock);
+	if (hc_rc_vol_shared(fs, v)) {
+		/* Other volumes read its home blocks (doc/reconcile.md). */
+		hc_log(LOG_NOTICE, "%s/%s: not removed: other volumes share its blocks",
+		       d->name, name);
+		err = -EBUSY;
+	} else if (unlinkat(d->dirfd, name, 0) < 0) {
 		err = -errno;
+	} else {
+		hc_rc_detach(fs, v);	/* no new sharing into it */
+	}
+	pthread_mutex_unlock(&v->rlock);
 	if (!err) {
 		unlist_volume(v);
 		maybe_free(fs, &v->node);
 	}
+out:
 	pthread_mutex_unlock(&fs->ns_lock);
 	return err;
 }
@@ -550,8 +600,19 @@ int hc_ns_rename(struct hc_fs *fs, struct hc_node *parent, const char *name,
 			goto out;
 		else if (t && (flags & RENAME_NOREPLACE))
 			err = -EEXIST;
-		else if (renameat(dom->dirfd, name, dom->dirfd, newname) < 0)
+		if (!err && t) {
+			pthread_mutex_lock(&t->rlock);
+			if (hc_rc_vol_shared(fs, t))
+				err = -EBUSY;	/* the replaced volume's blocks are shared */
+			else
+				hc_rc_detach(fs, t);
+			pthread_mutex_unlock(&t->rlock);
+		}
+		if (!err && renameat(dom->dirfd, name, dom->dirfd, newname) < 0) {
 			err = -errno;
+			if (t)	/* still there: list it again */
+				hc_rc_attach_again(fs, t);
+		}
 		if (err)
 			goto out;
 		if (t) {

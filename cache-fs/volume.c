@@ -171,6 +171,10 @@ static void read_done(struct hc_io *io)
 					    __ATOMIC_RELAXED);
 	} else {
 		hc_cache_count_read(r->fs->cache, &r->vol->cv, (uint64_t)io->res);
+		/* Home blocks just read from storage: dedup hints. */
+		for (int k = 0; k < io->iovcnt && (size_t)k * HC_BLOCK_SIZE < (size_t)io->res; k++)
+			hc_rc_note_home(r->fs, r->vol, (uint64_t)io->off / HC_BLOCK_SIZE + (uint64_t)k,
+					io->iov[k].iov_base);
 		/* Past the end of the home file: zeros (the volume is sparse). */
 		size_t got = (size_t)io->res;
 		for (int k = 0; k < io->iovcnt && got < want; k++) {
@@ -210,6 +214,10 @@ int hc_vol_read(struct hc_fs *fs, struct hc_volume *v, uint64_t off, size_t size
 	}
 	hc_dmrc_event(v->dom->mrc, HC_TRACE_MISS, v->cv.id, blk0, n);
 	hc_cache_read(fs->cache, &v->cv, blk0, n, r->buf, r->miss);
+	/* Misses with a map entry: zeros or another physical block, read now. */
+	int merr = hc_rc_read_mapped(fs, v, blk0, n, r->buf, r->miss);
+	if (merr)
+		r->err = merr;
 	for (unsigned k = 0; k < n; k++) {
 		uint64_t bstart = (blk0 + k) * HC_BLOCK_SIZE;
 		uint64_t from = k == 0 ? off - bstart : 0;
@@ -427,9 +435,25 @@ int hc_vol_fsync(struct hc_fs *fs, struct hc_volume *v, int datasync)
 {
 	int err = hc_cache_flush(fs->cache, &v->cv);
 	int err2 = fix_home_size(v);
+	uint64_t g = __atomic_load_n(&v->wgen, __ATOMIC_ACQUIRE);
 	if (datasync ? fdatasync(v->cv.fd) : fsync(v->cv.fd))
 		err2 = err2 ? err2 : -errno;
+	else
+		hc_rc_synced(v, g);
+	/* I5: the maps after the data (every record's data is durable already). */
+	if (!err && !err2)
+		err2 = hc_rc_commit(fs);
 	return err ? err : err2;
+}
+
+static const char zeros[HC_BLOCK_SIZE];
+
+/* Zeroes bytes [off, off+len) of one block through the cache (map-aware). */
+static int zero_through_cache(struct hc_fs *fs, struct hc_volume *v, uint64_t off, uint64_t len)
+{
+	if (!len)
+		return 0;
+	return hc_cache_write(fs->cache, &v->cv, off, zeros, len, NULL);
 }
 
 /*
@@ -462,15 +486,31 @@ int hc_vol_truncate(struct hc_fs *fs, struct hc_volume *v, uint64_t size)
 	int err = 0;
 	pthread_rwlock_wrlock(&v->iolock);
 	uint64_t old = hc_vol_size(v);
-	if (size < old)
+	int shrink = size < old;
+	if (shrink) {
+		/* Refused while other volumes share home blocks past size. */
+		err = hc_rc_truncate_begin(fs, v, size);
+		if (err) {
+			pthread_rwlock_unlock(&v->iolock);
+			return err;
+		}
+		/* An indirected last block: ftruncate cannot zero its tail. */
+		if (size % HC_BLOCK_SIZE && hc_rc_has_entry(v, size / HC_BLOCK_SIZE))
+			err = zero_through_cache(fs, v, size,
+						 HC_BLOCK_SIZE - size % HC_BLOCK_SIZE);
 		cache_forget_range(fs, v, size, UINT64_MAX / 2 - size);
+	}
 	pthread_mutex_lock(&v->lock);
-	if (ftruncate(v->cv.fd, (off_t)size) < 0)
+	if (err)
+		;
+	else if (ftruncate(v->cv.fd, (off_t)size) < 0)
 		err = -errno;
 	else
 		v->size = size;
 	clock_gettime(CLOCK_REALTIME, &v->mtime);
 	pthread_mutex_unlock(&v->lock);
+	if (shrink)
+		hc_rc_truncate_end(fs, v, err ? old : size);
 	pthread_rwlock_unlock(&v->iolock);
 	return err;
 }
@@ -487,19 +527,41 @@ int hc_vol_fallocate(struct hc_fs *fs, struct hc_volume *v, int mode, uint64_t o
 	int err = 0;
 	pthread_rwlock_wrlock(&v->iolock);
 	if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) {
-		/* Discard: drop from the cache with no write, then from storage. */
-		cache_forget_range(fs, v, off, len);
-		if (fallocate(v->cv.fd, mode, (off_t)off, (off_t)len) < 0) {
-			err = -errno;
-			if (err == -EOPNOTSUPP && (mode & FALLOC_FL_ZERO_RANGE)) {
-				int keep = mode & FALLOC_FL_KEEP_SIZE;
-				err = 0;
-				if (fallocate(v->cv.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-					      (off_t)off, (off_t)len) < 0 ||
-				    fallocate(v->cv.fd, keep, (off_t)off, (off_t)len) < 0)
-					err = -errno;
+		/*
+		 * Discard.  Whole blocks: dropped from the cache with no write,
+		 * then from the map and storage (hc_rc_discard keeps home blocks
+		 * other volumes share).  Partial blocks inside the size: zeros
+		 * written through the cache (the block may live elsewhere).
+		 */
+		uint64_t end = off + len, vsize = hc_vol_size(v);
+		uint64_t first = (off + HC_BLOCK_SIZE - 1) / HC_BLOCK_SIZE;
+		uint64_t last_excl = end / HC_BLOCK_SIZE;
+		uint64_t pieces[2][2];
+		int np = 0;
+		if (first > last_excl) {
+			pieces[np][0] = off;
+			pieces[np++][1] = end;
+		} else {
+			if (off < first * HC_BLOCK_SIZE) {
+				pieces[np][0] = off;
+				pieces[np++][1] = first * HC_BLOCK_SIZE;
+			}
+			if (last_excl * HC_BLOCK_SIZE < end) {
+				pieces[np][0] = last_excl * HC_BLOCK_SIZE;
+				pieces[np++][1] = end;
 			}
 		}
+		for (int i = 0; i < np && !err; i++) {
+			uint64_t a = pieces[i][0], b = pieces[i][1] < vsize ? pieces[i][1] : vsize;
+			if (a < b)
+				err = zero_through_cache(fs, v, a, b - a);
+		}
+		if (!err && last_excl > first) {
+			hc_cache_discard(fs->cache, &v->cv, first, last_excl - 1);
+			err = hc_rc_discard(fs, v, first, last_excl - 1, mode);
+		}
+		if (!err && !(mode & FALLOC_FL_KEEP_SIZE))
+			err = extend(v, end);
 	} else if (fallocate(v->cv.fd, mode, (off_t)off, (off_t)len) < 0) {
 		err = -errno;
 	}
@@ -530,4 +592,51 @@ int64_t hc_vol_seek(struct hc_fs *fs, struct hc_volume *v, int64_t off, int when
 	if ((uint64_t)r > size)
 		r = (off_t)size;
 	return r;
+}
+
+ssize_t hc_vol_copy_range(struct hc_fs *fs, struct hc_volume *src, uint64_t soff,
+			  struct hc_volume *dst, uint64_t doff, uint64_t len)
+{
+	if (src == dst || src->dom != dst->dom || soff % HC_BLOCK_SIZE || doff % HC_BLOCK_SIZE)
+		return -EOPNOTSUPP;	/* the kernel copies it through read and write */
+	if (doff >= HC_MAX_VOLUME_SIZE || len > HC_MAX_VOLUME_SIZE - doff)
+		return -EFBIG;
+	struct hc_volume *a = src->vid < dst->vid ? src : dst;
+	struct hc_volume *b = a == src ? dst : src;
+	pthread_rwlock_wrlock(&a->iolock);
+	pthread_rwlock_wrlock(&b->iolock);
+	ssize_t res;
+	uint64_t ssize = hc_vol_size(src);
+	if (soff >= ssize) {
+		res = 0;
+		goto out;
+	}
+	if (len > ssize - soff)
+		len = ssize - soff;
+	uint64_t n = len / HC_BLOCK_SIZE;
+	if (!n) {
+		res = -EOPNOTSUPP;	/* a partial block: copied by the kernel */
+		goto out;
+	}
+	/* The source's data at storage, the destination's cached blocks gone. */
+	int err = hc_cache_flush(fs->cache, &src->cv);
+	if (!err)
+		err = fix_home_size(src);
+	if (err) {
+		res = err;
+		goto out;
+	}
+	hc_cache_discard(fs->cache, &dst->cv, doff / HC_BLOCK_SIZE, doff / HC_BLOCK_SIZE + n - 1);
+	err = extend(dst, doff + n * HC_BLOCK_SIZE);
+	uint64_t done = 0;
+	if (!err)
+		err = hc_rc_copy_refs(fs, src, soff / HC_BLOCK_SIZE, dst, doff / HC_BLOCK_SIZE, n,
+				      &done);
+	if (!err)
+		err = hc_rc_commit(fs);
+	res = err ? err : done ? (ssize_t)(done * HC_BLOCK_SIZE) : -EOPNOTSUPP;
+out:
+	pthread_rwlock_unlock(&b->iolock);
+	pthread_rwlock_unlock(&a->iolock);
+	return res;
 }

@@ -58,6 +58,7 @@ struct hc_domain {
 	int mem_source;			/* ns_lock: HC_MEM_* */
 	struct hc_volume *vols;		/* ns_lock */
 	struct hc_domain *next;		/* ns_lock */
+	uint32_t did;			/* dedup key of the hash index (runtime only) */
 };
 
 struct hc_volume {
@@ -74,6 +75,23 @@ struct hc_volume {
 	uint64_t size;			/* lock: logical size in bytes */
 	struct timespec mtime;		/* lock: last write, 0 = take backing's */
 	struct hc_volume *next;		/* ns_lock */
+	/* --- reconcile (reconcile.c, doc/reconcile.md) --- */
+	struct hc_fs *fs;
+	uint32_t vid;			/* persistent volume id (user.hecache.vid) */
+	struct hc_imap *map;		/* the journal's map of vid */
+	/*
+	 * rlock serializes everything that writes this volume's home file
+	 * or changes its map (write-back runs, discard, truncate, unlink,
+	 * copy_file_range) with the byte check of a dedup that shares one
+	 * of its home blocks.  Held across storage I/O; never held while
+	 * calling into the cache; other volumes' rlocks only by trylock
+	 * (dedup) or in vid order (copy_file_range).
+	 */
+	pthread_mutex_t rlock;
+	/* maplock: map lookups (shared) vs changes (exclusive, rlock held too). */
+	pthread_rwlock_t maplock;
+	uint64_t wgen, sgen;		/* atomics: home writes done / covered by fdatasync */
+	int noshare;			/* rlock: a truncate is under way, share nothing */
 };
 
 struct hc_buf_pool;
@@ -96,6 +114,23 @@ struct hc_fs {
 	uint64_t space_avail;		/* space_lock: f_bavail at the last check */
 	uint64_t space_written;		/* space_lock: written_bytes at the last check */
 	uint64_t space_reserve;		/* bytes kept free before write-through */
+	/* --- reconcile (reconcile.c) --- */
+	struct hc_journal *j;
+	struct hc_hindex *hidx;
+	int ovf_fd;			/* BACKING/overflow.dat */
+	uint64_t ovf_wgen, ovf_sgen;	/* atomics, as a volume's wgen/sgen */
+	uint32_t next_vid;		/* ns_lock; persisted in the backing dir's xattr */
+	uint32_t next_did;		/* ns_lock */
+	pthread_mutex_t vid_lock;	/* byvid; nests inside rlock and maplock */
+	struct hc_volume **byvid;	/* vid_lock: listed volumes by id */
+	uint32_t nbyvid;		/* vid_lock */
+	pthread_t timer;
+	int timer_on;
+	pthread_mutex_t timer_lock;
+	pthread_cond_t timer_cond;
+	int timer_stop;			/* timer_lock */
+	int rc_opened;			/* hc_rc_open was called: hc_rc_close */
+	int clean;			/* the last hc_fs_flush_all succeeded */
 };
 
 /* A read in progress; done() gets it with err or iov/iovcnt to reply with. */
@@ -209,5 +244,79 @@ int hc_vol_fallocate(struct hc_fs *fs, struct hc_volume *v, int mode, uint64_t o
 /* SEEK_DATA / SEEK_HOLE; returns the offset or -errno. */
 int64_t hc_vol_seek(struct hc_fs *fs, struct hc_volume *v, int64_t off, int whence);
 uint64_t hc_vol_size(struct hc_volume *v);
+
+/*
+ * copy_file_range from src to dst (both volumes).  Block-aligned ranges
+ * between volumes of one domain become references (no data copied);
+ * returns the bytes copied, which may be short (an unaligned tail).
+ * -EOPNOTSUPP for anything else: the caller (the kernel) then copies
+ * through read and write.  -errno on failure.
+ */
+ssize_t hc_vol_copy_range(struct hc_fs *fs, struct hc_volume *src, uint64_t soff,
+			  struct hc_volume *dst, uint64_t doff, uint64_t len);
+
+/* --- reconcile.c: swap-reconcile wired in (doc/reconcile.md) --- */
+
+/*
+ * Opens the journal, overflow.dat and the hash index of fs->b; starts
+ * nothing yet.  One line in msg on failure (a journal refusal names the
+ * file and offset).
+ */
+int hc_rc_open(struct hc_fs *fs, char *msg, size_t msglen) __attribute__((warn_unused_result));
+/* Starts the 1 s commit/checkpoint timer. */
+int hc_rc_start(struct hc_fs *fs);
+/*
+ * Stops the timer; with clean set, commits and checkpoints; closes the
+ * journal and overflow.dat.  Safe on a half-open fs.
+ */
+void hc_rc_close(struct hc_fs *fs, int clean);
+/* Gives v its persistent id (assigning one if it has none), map and hooks. */
+int hc_rc_attach(struct hc_fs *fs, struct hc_volume *v);
+void hc_rc_detach(struct hc_fs *fs, struct hc_volume *v);
+/* Lists v by its id again after a detach that did not go through. */
+void hc_rc_attach_again(struct hc_fs *fs, struct hc_volume *v);
+/* Makes every map change durable (after the data it points at). */
+int hc_rc_commit(struct hc_fs *fs);
+/* Home file of v synced: records it (fdatasync done by the caller after g was read). */
+void hc_rc_synced(struct hc_volume *v, uint64_t g);
+/*
+ * Read misses through the map: for each k with miss[k], a block with an
+ * entry is read now (ZERO: zeros) into bufs[k] and miss[k] cleared; blocks
+ * at home stay missed.  Returns 0 or -errno.
+ */
+int hc_rc_read_mapped(struct hc_fs *fs, struct hc_volume *v, uint64_t blk0, unsigned n,
+		      void *const *bufs, uint8_t *miss);
+/* A home block read from storage: a dedup hint. */
+void hc_rc_note_home(struct hc_fs *fs, struct hc_volume *v, uint64_t blk, const void *buf);
+/*
+ * Whole blocks [first, last] discarded (already dropped from the cache):
+ * entries cleared, home blocks others share become ZERO entries, the rest
+ * of the home range is punched with mode.  0 or -errno.
+ */
+int hc_rc_discard(struct hc_fs *fs, struct hc_volume *v, uint64_t first, uint64_t last,
+		  int mode);
+/*
+ * Truncate support: hc_rc_truncate_begin refuses (-EBUSY) when another
+ * volume shares a home block at or past byte size, else blocks sharing
+ * into v until hc_rc_truncate_end, which clears the map past size.
+ */
+int hc_rc_truncate_begin(struct hc_fs *fs, struct hc_volume *v, uint64_t size);
+void hc_rc_truncate_end(struct hc_fs *fs, struct hc_volume *v, uint64_t size);
+/* 1 when some map entry points into v's home file (call with v->rlock held). */
+int hc_rc_vol_shared(struct hc_fs *fs, struct hc_volume *v);
+/* Volume v is going away for good: its map is cleared. */
+void hc_rc_forget_volume(struct hc_fs *fs, struct hc_volume *v);
+/* 1 when block blk of v has a map entry. */
+int hc_rc_has_entry(struct hc_volume *v, uint64_t blk);
+/*
+ * Points dst's blocks [db, db+n) at whatever src's [sb, sb+n) resolve to
+ * (the caller flushed src's dirty blocks and dropped dst's range from the
+ * cache, and holds both iolocks).  *done = blocks referenced (short when a
+ * block has too many references).  0 or -errno.
+ */
+int hc_rc_copy_refs(struct hc_fs *fs, struct hc_volume *src, uint64_t sb, struct hc_volume *dst,
+		    uint64_t db, uint64_t n, uint64_t *done);
+/* Finds a listed volume by id; ns_lock held.  NULL when none. */
+struct hc_volume *hc_ns_find_vid(struct hc_fs *fs, uint32_t vid);
 
 #endif

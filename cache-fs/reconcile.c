@@ -1,0 +1,863 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * swap-reconcile wired into the daemon (doc/reconcile.md): persistent
+ * volume ids, the journal's lifecycle (open at mount, 1 s commit timer,
+ * checkpoint when the log grows and at clean unmount), reads through the
+ * indirection maps, write-back classification (zero / dedup / copy on
+ * write / in place), discard and truncate on maps.
+ *
+ * DOC: ordering (I4).  Every map record is appended only after the data it
+ * points at is durable: a write-back run writes its data, fdatasyncs the
+ * files whose blocks its records will point at (overflow.dat for CoW, the
+ * home file when an entry is cleared, a dedup candidate's file when it has
+ * writes not yet synced), and only then changes the map.  So any commit --
+ * fsync's or the timer's -- may write any record at any moment, and the
+ * timer needs no fdatasync of its own.  Each file counts the writes that
+ * completed (wgen) and the count its last fdatasync covered (sgen); a file
+ * with sgen == wgen needs no sync.
+ *
+ * DOC: sharing (I2, I3).  A home block is a dedup candidate only while it
+ * is verified under its volume's rlock: the byte compare, the durability
+ * check and the map_set that makes its count >= 1 all happen with it held,
+ * and a write-back of that volume checks the count under the same lock
+ * before writing in place.  So a block whose bytes were compared cannot be
+ * overwritten before the reference exists, and once it exists the owner
+ * copies on write.  Overflow blocks are never candidates (they are freed
+ * and reused by the allocator; a candidate would need a lock on its
+ * referencer, which the count table cannot name).
+ *
+ * Limits: write-back runs are synchronous (pwrite/pread on the submitting
+ * thread) instead of going through the io engine; dedup looks at 4
+ * candidates at most and skips a candidate whose volume is busy (trylock).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hindex.h"
+#include "journal.h"
+#include "hecache/errors.h"
+#include "log.h"
+#include "volume.h"
+
+#define VID_XATTR "user.hecache.vid"
+#define NEXT_VID_XATTR "user.hecache.next_vid"
+#define OVF_FILE "overflow.dat"
+#define MAX_CAND 4
+#define HIDX_VID_BITS 24	/* hash index phys = vid << 40 | block */
+
+static const char zero_block[HC_BLOCK_SIZE] __attribute__((aligned(HC_BLOCK_SIZE)));
+
+static inline struct hc_volume *cv_vol(struct hc_cvol *cv)
+{
+	return (struct hc_volume *)((char *)cv - offsetof(struct hc_volume, cv));
+}
+
+static inline uint64_t hidx_phys(uint32_t vid, uint64_t blk)
+{
+	return ((uint64_t)vid << HC_PHYS_BLOCK_BITS) | blk;
+}
+
+static int is_zero(const void *p)
+{
+	return !memcmp(p, zero_block, HC_BLOCK_SIZE);
+}
+
+/* fdatasync fd unless every completed write is already covered. */
+static int sync_gen(int fd, uint64_t *wgen, uint64_t *sgen)
+{
+	uint64_t g = __atomic_load_n(wgen, __ATOMIC_ACQUIRE);
+	if (__atomic_load_n(sgen, __ATOMIC_ACQUIRE) >= g)
+		return 0;
+	if (fdatasync(fd) < 0)
+		return -errno;
+	uint64_t cur = __atomic_load_n(sgen, __ATOMIC_RELAXED);
+	while (cur < g && !__atomic_compare_exchange_n(sgen, &cur, g, 0, __ATOMIC_RELEASE,
+						       __ATOMIC_RELAXED))
+		;
+	return 0;
+}
+
+void hc_rc_synced(struct hc_volume *v, uint64_t g)
+{
+	uint64_t cur = __atomic_load_n(&v->sgen, __ATOMIC_RELAXED);
+	while (cur < g && !__atomic_compare_exchange_n(&v->sgen, &cur, g, 0, __ATOMIC_RELEASE,
+						       __ATOMIC_RELAXED))
+		;
+}
+
+/* --- volume ids --------------------------------------------------------- */
+
+static int read_u32_xattr(int fd, const char *name, uint32_t *out)
+{
+	char buf[16];
+	ssize_t n = fgetxattr(fd, name, buf, sizeof(buf) - 1);
+	if (n < 0)
+		return errno == ENODATA ? -ENOENT : -errno;
+	buf[n] = 0;
+	char *end;
+	unsigned long long x = strtoull(buf, &end, 10);
+	if (end == buf || *end || x == 0 || x > HC_PHYS_VOL_MAX)
+		return -HC_ECORRUPT;
+	*out = (uint32_t)x;
+	return 0;
+}
+
+static int write_u32_xattr(int fd, const char *name, uint32_t x)
+{
+	char buf[16];
+	int n = snprintf(buf, sizeof(buf), "%u", x);
+	if (fsetxattr(fd, name, buf, (size_t)n, 0) < 0)
+		return -errno;
+	if (fsync(fd) < 0)
+		return -errno;
+	return 0;
+}
+
+/* vid_lock held. */
+static int byvid_put(struct hc_fs *fs, uint32_t vid, struct hc_volume *v)
+{
+	if (vid >= fs->nbyvid) {
+		uint32_t n = fs->nbyvid ? fs->nbyvid : 64;
+		while (n <= vid)
+			n *= 2;
+		struct hc_volume **t = realloc(fs->byvid, n * sizeof(*t));
+		if (!t)
+			return -ENOMEM;
+		memset(t + fs->nbyvid, 0, (n - fs->nbyvid) * sizeof(*t));
+		fs->byvid = t;
+		fs->nbyvid = n;
+	}
+	fs->byvid[vid] = v;
+	return 0;
+}
+
+struct hc_volume *hc_ns_find_vid(struct hc_fs *fs, uint32_t vid)
+{
+	pthread_mutex_lock(&fs->vid_lock);
+	struct hc_volume *v = vid < fs->nbyvid ? fs->byvid[vid] : NULL;
+	pthread_mutex_unlock(&fs->vid_lock);
+	return v;
+}
+
+/* A fresh id, persisted in the backing directory before it is used.  ns_lock held. */
+static int alloc_vid(struct hc_fs *fs, uint32_t *out)
+{
+	if (fs->next_vid > HC_PHYS_VOL_MAX)
+		return -ENOSPC;
+	uint32_t vid = fs->next_vid;
+	int err = write_u32_xattr(fs->b->dirfd, NEXT_VID_XATTR, vid + 1);
+	if (err)
+		return err;
+	fs->next_vid = vid + 1;
+	*out = vid;
+	return 0;
+}
+
+static int vol_wb_submit(struct hc_cvol *cv, struct hc_io *io);
+static int vol_read_block(struct hc_cvol *cv, uint64_t blk, void *buf);
+
+int hc_rc_attach(struct hc_fs *fs, struct hc_volume *v)
+{
+	v->fs = fs;
+	uint32_t vid;
+	int err = read_u32_xattr(v->cv.fd, VID_XATTR, &vid);
+	if (err == -ENOENT) {
+		err = alloc_vid(fs, &vid);
+		if (!err)
+			err = write_u32_xattr(v->cv.fd, VID_XATTR, vid);
+	}
+	if (err)
+		return err;
+	pthread_mutex_lock(&fs->vid_lock);
+	if (vid < fs->nbyvid && fs->byvid[vid]) {
+		pthread_mutex_unlock(&fs->vid_lock);
+		return -EEXIST;	/* a copied home file: two volumes, one id */
+	}
+	err = byvid_put(fs, vid, v);
+	pthread_mutex_unlock(&fs->vid_lock);
+	if (err)
+		return err;
+	if (vid >= fs->next_vid) {
+		/* The directory's counter was lost or is behind: never reuse. */
+		int e = write_u32_xattr(fs->b->dirfd, NEXT_VID_XATTR, vid + 1);
+		if (e)
+			hc_log(LOG_WARNING, "cannot advance %s: %s", NEXT_VID_XATTR, strerror(-e));
+		fs->next_vid = vid + 1;
+	}
+	err = hc_journal_imap(fs->j, vid, &v->map);
+	if (err) {
+		hc_rc_detach(fs, v);
+		return err;
+	}
+	v->vid = vid;
+	pthread_mutex_init(&v->rlock, NULL);
+	pthread_rwlock_init(&v->maplock, NULL);
+	v->cv.wb_submit = vol_wb_submit;
+	v->cv.read_block = vol_read_block;
+	return 0;
+}
+
+void hc_rc_detach(struct hc_fs *fs, struct hc_volume *v)
+{
+	pthread_mutex_lock(&fs->vid_lock);
+	for (uint32_t i = 0; i < fs->nbyvid; i++)
+		if (fs->byvid[i] == v)
+			fs->byvid[i] = NULL;
+	pthread_mutex_unlock(&fs->vid_lock);
+}
+
+void hc_rc_attach_again(struct hc_fs *fs, struct hc_volume *v)
+{
+	pthread_mutex_lock(&fs->vid_lock);
+	if (byvid_put(fs, v->vid, v))
+		hc_log(LOG_ERR, "volume %u: out of memory", v->vid);
+	pthread_mutex_unlock(&fs->vid_lock);
+}
+
+struct shared_arg {
+	uint32_t vid;
+	uint64_t from, to;	/* [from, to] */
+	uint64_t *out;
+	size_t n, cap;
+	int oom;
+};
+
+static int collect_shared(void *arg, const struct hc_phys *p, uint32_t count)
+{
+	struct shared_arg *a = arg;
+	if (p->file != a->vid || p->block < a->from || p->block > a->to || !count)
+		return 0;
+	if (!a->out)
+		return 1;	/* just asking whether there is one */
+	if (a->n == a->cap) {
+		size_t cap = a->cap ? a->cap * 2 : 64;
+		uint64_t *t = realloc(a->out, cap * sizeof(*t));
+		if (!t) {
+			a->oom = 1;
+			return 1;
+		}
+		a->out = t;
+		a->cap = cap;
+	}
+	a->out[a->n++] = p->block;
+	return 0;
+}
+
+/* 1 when a count names a home block of v in [from, to]. */
+static int home_shared_in(struct hc_fs *fs, struct hc_volume *v, uint64_t from, uint64_t to)
+{
+	struct shared_arg a = { .vid = v->vid, .from = from, .to = to };
+	return hc_refcount_walk(hc_journal_refcount(fs->j), collect_shared, &a) != 0;
+}
+
+int hc_rc_vol_shared(struct hc_fs *fs, struct hc_volume *v)
+{
+	return home_shared_in(fs, v, 0, UINT64_MAX);
+}
+
+void hc_rc_forget_volume(struct hc_fs *fs, struct hc_volume *v)
+{
+	if (!v->map)
+		return;
+	hc_rc_detach(fs, v);
+	pthread_rwlock_wrlock(&v->maplock);
+	if (hc_imap_count(v->map)) {
+		int err = hc_journal_map_clear(fs->j, v->map, 0, UINT64_MAX, NULL);
+		if (err)
+			hc_log(LOG_ERR, "volume %u: cannot clear its map: %s", v->vid,
+			       strerror(-err));
+	}
+	pthread_rwlock_unlock(&v->maplock);
+	v->map = NULL;
+	pthread_mutex_destroy(&v->rlock);
+	pthread_rwlock_destroy(&v->maplock);
+}
+
+/* --- open, timer, close ------------------------------------------------- */
+
+int hc_rc_open(struct hc_fs *fs, char *msg, size_t msglen)
+{
+	fs->ovf_fd = -1;
+	pthread_mutex_init(&fs->vid_lock, NULL);
+	pthread_mutex_init(&fs->timer_lock, NULL);
+	pthread_cond_init(&fs->timer_cond, NULL);
+	struct hc_journal_opts o = { .name = fs->b->path };
+	int err = hc_journal_open(fs->b->dirfd, &o, &fs->j, msg, msglen);
+	if (err) {
+		fs->j = NULL;
+		return err;
+	}
+	fs->ovf_fd = openat(fs->b->dirfd, OVF_FILE, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fs->ovf_fd < 0) {
+		err = -errno;
+		snprintf(msg, msglen, "%s/%s: %s", fs->b->path, OVF_FILE, strerror(errno));
+		return err;
+	}
+	uint64_t max = hc_cache_max_blocks(fs->cache);
+	if (max < 65536)
+		max = 65536;
+	if (max > (4u << 20))
+		max = 4u << 20;
+	err = hc_hindex_create(max, &fs->hidx);
+	if (err) {
+		fs->hidx = NULL;
+		snprintf(msg, msglen, "cannot allocate the dedup index: %s", strerror(-err));
+		return err;
+	}
+	uint32_t nv = 1;
+	err = read_u32_xattr(fs->b->dirfd, NEXT_VID_XATTR, &nv);
+	if (err && err != -ENOENT) {
+		snprintf(msg, msglen, "%s: bad %s xattr: %s", fs->b->path, NEXT_VID_XATTR,
+			 err == -HC_ECORRUPT ? "not a volume id" : strerror(-err));
+		return err;
+	}
+	fs->next_vid = nv;
+	return 0;
+}
+
+int hc_rc_commit(struct hc_fs *fs)
+{
+	return fs->j ? hc_journal_commit(fs->j) : 0;
+}
+
+static void *timer_main(void *arg)
+{
+	struct hc_fs *fs = arg;
+	pthread_mutex_lock(&fs->timer_lock);
+	while (!fs->timer_stop) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 1;
+		pthread_cond_timedwait(&fs->timer_cond, &fs->timer_lock, &ts);
+		if (fs->timer_stop)
+			break;
+		pthread_mutex_unlock(&fs->timer_lock);
+		/* Records point at durable data only (see the DOC above). */
+		int err = hc_journal_commit(fs->j);
+		if (err)
+			hc_log_ratelimited(LOG_ERR, "metadata commit failed: %s", strerror(-err));
+		else if ((err = hc_journal_maybe_checkpoint(fs->j)) < 0)
+			hc_log_ratelimited(LOG_ERR, "metadata checkpoint failed: %s",
+					   strerror(-err));
+		pthread_mutex_lock(&fs->timer_lock);
+	}
+	pthread_mutex_unlock(&fs->timer_lock);
+	return NULL;
+}
+
+int hc_rc_start(struct hc_fs *fs)
+{
+	int err = pthread_create(&fs->timer, NULL, timer_main, fs);
+	if (err)
+		return -err;
+	fs->timer_on = 1;
+	return 0;
+}
+
+void hc_rc_close(struct hc_fs *fs, int clean)
+{
+	if (fs->timer_on) {
+		pthread_mutex_lock(&fs->timer_lock);
+		fs->timer_stop = 1;
+		pthread_cond_broadcast(&fs->timer_cond);
+		pthread_mutex_unlock(&fs->timer_lock);
+		pthread_join(fs->timer, NULL);
+		fs->timer_on = 0;
+	}
+	if (fs->j && clean) {
+		int err = hc_journal_commit(fs->j);
+		if (!err)
+			err = hc_journal_checkpoint(fs->j);
+		if (err)
+			hc_log(LOG_ERR, "%s: final metadata checkpoint failed: %s", fs->b->path,
+			       strerror(-err));
+	}
+	hc_journal_close(fs->j);
+	fs->j = NULL;
+	if (fs->ovf_fd >= 0)
+		close(fs->ovf_fd);
+	fs->ovf_fd = -1;
+	hc_hindex_destroy(fs->hidx);
+	fs->hidx = NULL;
+	free(fs->byvid);
+	fs->byvid = NULL;
+	fs->nbyvid = 0;
+	pthread_mutex_destroy(&fs->vid_lock);
+	pthread_mutex_destroy(&fs->timer_lock);
+	pthread_cond_destroy(&fs->timer_cond);
+}
+
+/* --- reads -------------------------------------------------------------- */
+
+/* Reads physical block p into buf (zeros past the end).  maplock held (shared). */
+static int read_phys(struct hc_fs *fs, const struct hc_phys *p, void *buf)
+{
+	if (hc_phys_is_zero(p)) {
+		memset(buf, 0, HC_BLOCK_SIZE);
+		return 0;
+	}
+	int fd;
+	if (p->file == HC_PHYS_OVERFLOW) {
+		fd = fs->ovf_fd;
+	} else {
+		/* An entry pointing into t keeps t listed (unlink: EBUSY). */
+		struct hc_volume *t = hc_ns_find_vid(fs, p->file);
+		if (!t) {
+			hc_log_ratelimited(LOG_ERR, "map entry points at missing volume %u",
+					   p->file);
+			return -EIO;
+		}
+		fd = t->cv.fd;
+	}
+	ssize_t r;
+	size_t got = 0;
+	while (got < HC_BLOCK_SIZE) {
+		r = pread(fd, (char *)buf + got, HC_BLOCK_SIZE - got,
+			  (off_t)(p->block * HC_BLOCK_SIZE + got));
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	if (got < HC_BLOCK_SIZE)
+		memset((char *)buf + got, 0, HC_BLOCK_SIZE - got);
+	return 0;
+}
+
+int hc_rc_read_mapped(struct hc_fs *fs, struct hc_volume *v, uint64_t blk0, unsigned n,
+		      void *const *bufs, uint8_t *miss)
+{
+	int err = 0;
+	pthread_rwlock_rdlock(&v->maplock);
+	if (hc_imap_count(v->map)) {
+		for (unsigned k = 0; k < n && !err; k++) {
+			struct hc_phys p;
+			if (!miss[k] || hc_imap_lookup(v->map, blk0 + k, &p))
+				continue;
+			err = read_phys(fs, &p, bufs[k]);
+			miss[k] = 0;
+		}
+	}
+	pthread_rwlock_unlock(&v->maplock);
+	return err;
+}
+
+static int vol_read_block(struct hc_cvol *cv, uint64_t blk, void *buf)
+{
+	struct hc_volume *v = cv_vol(cv);
+	struct hc_phys p = { .file = v->vid, .block = blk };
+	pthread_rwlock_rdlock(&v->maplock);
+	hc_imap_lookup(v->map, blk, &p);
+	int err = read_phys(v->fs, &p, buf);
+	pthread_rwlock_unlock(&v->maplock);
+	return err;
+}
+
+void hc_rc_note_home(struct hc_fs *fs, struct hc_volume *v, uint64_t blk, const void *buf)
+{
+	if (v->vid >= (1u << HIDX_VID_BITS) || is_zero(buf))
+		return;
+	hc_hindex_insert(fs->hidx, hc_hindex_hash(fs->hidx, buf), v->dom->did,
+			 hidx_phys(v->vid, blk));
+}
+
+/* --- write-back --------------------------------------------------------- */
+
+enum { K_NONE, K_ZERO, K_SHARED, K_HOME, K_OVF };
+
+/*
+ * Tries to share candidate c for data (block b of v, rlock of v held):
+ * compares the bytes under the owner's rlock, makes them durable, sets the
+ * entry.  1 shared, 0 not, -errno.
+ */
+static int try_share(struct hc_fs *fs, struct hc_volume *v, uint64_t b, const void *data,
+		     uint64_t c, void *cbuf, const struct hc_phys *cur, int has)
+{
+	struct hc_phys p = { .file = (uint32_t)(c >> HC_PHYS_BLOCK_BITS),
+			     .block = c & HC_PHYS_BLOCK_MAX };
+	if (has && hc_phys_eq(&p, cur))
+		return 0;	/* (would be a no-op; let the normal path decide) */
+	struct hc_volume *x;
+	if (p.file == v->vid) {
+		x = v;
+		if (p.block == b)
+			return 0;	/* own home block: map_set refuses it */
+	} else {
+		pthread_mutex_lock(&fs->vid_lock);
+		x = p.file < fs->nbyvid ? fs->byvid[p.file] : NULL;
+		if (x && pthread_mutex_trylock(&x->rlock))
+			x = NULL;	/* busy: a lost chance, not a wait */
+		pthread_mutex_unlock(&fs->vid_lock);
+		if (!x)
+			return 0;
+	}
+	int res = 0;
+	if (x->noshare || x->dom != v->dom)
+		goto out;
+	/* Only whole blocks inside the candidate's size. */
+	if ((p.block + 1) * HC_BLOCK_SIZE > hc_vol_size(x))
+		goto out;
+	ssize_t r = pread(x->cv.fd, cbuf, HC_BLOCK_SIZE, (off_t)(p.block * HC_BLOCK_SIZE));
+	if (r != HC_BLOCK_SIZE || memcmp(cbuf, data, HC_BLOCK_SIZE))
+		goto out;	/* I2: a hash match is only a hint */
+	res = sync_gen(x->cv.fd, &x->wgen, &x->sgen);	/* I4 */
+	if (res)
+		goto out;
+	pthread_rwlock_wrlock(&v->maplock);
+	res = hc_journal_map_set(fs->j, v->map, b, &p, NULL);
+	pthread_rwlock_unlock(&v->maplock);
+	if (res == -EOVERFLOW)
+		res = 0;	/* store a copy instead */
+	else if (res == 0)
+		res = 1;
+out:
+	if (x != v)
+		pthread_mutex_unlock(&x->rlock);
+	return res;
+}
+
+/* pwritev of whole blocks, completing short writes. */
+static int write_blocks(int fd, struct iovec *iov, unsigned n, uint64_t off)
+{
+	while (n) {
+		ssize_t r = pwritev(fd, iov, (int)n, (off_t)off);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (r == 0)
+			return -EIO;
+		size_t w = (size_t)r;
+		while (w >= HC_BLOCK_SIZE && n) {
+			iov++;
+			n--;
+			w -= HC_BLOCK_SIZE;
+			off += HC_BLOCK_SIZE;
+		}
+		if (w) {
+			/* Short inside a block (rare): finish it alone. */
+			ssize_t rr;
+			size_t done = w;
+			while (done < HC_BLOCK_SIZE) {
+				rr = pwrite(fd, (char *)iov->iov_base + done, HC_BLOCK_SIZE - done,
+					    (off_t)(off + done));
+				if (rr <= 0)
+					return rr < 0 ? -errno : -EIO;
+				done += (size_t)rr;
+			}
+			iov++;
+			n--;
+			off += HC_BLOCK_SIZE;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Stores a write-back run of v: blocks b0 .. b0+n-1 with data in iov.
+ * Returns 0 or -errno (the cache keeps the blocks dirty and retries; every
+ * state reached on the way is consistent).
+ */
+static int store_run(struct hc_fs *fs, struct hc_volume *v, uint64_t b0, struct iovec *iov,
+		     unsigned n)
+{
+	uint8_t kind[64];
+	uint8_t had[64];
+	struct hc_phys cur[64];
+	uint64_t hash[64];
+	uint64_t ovf[64];
+	void *cbuf = NULL;
+	int err = 0;
+	if (n > 64)
+		return -EINVAL;
+	memset(kind, K_NONE, sizeof(kind));
+	if (posix_memalign(&cbuf, HC_BLOCK_SIZE, HC_BLOCK_SIZE))
+		return -ENOMEM;
+	struct hc_refcount *rc = hc_journal_refcount(fs->j);
+	pthread_mutex_lock(&v->rlock);
+	unsigned nhome_clear = 0, novf = 0, nhome = 0;
+	for (unsigned k = 0; k < n; k++) {
+		uint64_t b = b0 + k;
+		const void *data = iov[k].iov_base;
+		/* Only we change v's map (rlock), so no maplock for lookups. */
+		had[k] = hc_imap_lookup(v->map, b, &cur[k]) == 0;
+		if (is_zero(data)) {
+			kind[k] = K_ZERO;
+			continue;
+		}
+		hash[k] = hc_hindex_hash(fs->hidx, data);
+		uint64_t cand[MAX_CAND];
+		size_t nc = 0;
+		if (v->vid < (1u << HIDX_VID_BITS))
+			nc = hc_hindex_lookup(fs->hidx, hash[k], v->dom->did, cand, MAX_CAND);
+		kind[k] = K_NONE;
+		for (size_t c = 0; c < nc; c++) {
+			int r = try_share(fs, v, b, data, cand[c], cbuf, &cur[k], had[k]);
+			if (r < 0) {
+				err = r;
+				goto out;
+			}
+			if (r) {
+				kind[k] = K_SHARED;
+				break;
+			}
+		}
+		if (kind[k] == K_SHARED)
+			continue;
+		struct hc_phys home = { .file = v->vid, .block = b };
+		if (hc_refcount_get(rc, &home) == 0) {
+			/* I3: nobody else reads this home block: in place. */
+			kind[k] = K_HOME;
+			nhome++;
+			if (had[k])
+				nhome_clear++;
+		} else {
+			kind[k] = K_OVF;
+			err = hc_refcount_alloc(rc, 1, &ovf[k]);
+			if (err)
+				goto out;
+			novf++;
+		}
+	}
+	/* Data: runs of in-place blocks as one vectored write each. */
+	for (unsigned k = 0; k < n && !err;) {
+		if (kind[k] == K_OVF) {
+			ssize_t r = pwrite(fs->ovf_fd, iov[k].iov_base, HC_BLOCK_SIZE,
+					   (off_t)(ovf[k] * HC_BLOCK_SIZE));
+			if (r != HC_BLOCK_SIZE)
+				err = r < 0 ? -errno : -EIO;
+			k++;
+			continue;
+		}
+		if (kind[k] != K_HOME) {
+			k++;
+			continue;
+		}
+		unsigned e = k;
+		while (e < n && kind[e] == K_HOME)
+			e++;
+		err = write_blocks(v->cv.fd, &iov[k], e - k, (b0 + k) * HC_BLOCK_SIZE);
+		k = e;
+	}
+	if (novf)
+		__atomic_fetch_add(&fs->ovf_wgen, 1, __ATOMIC_RELEASE);
+	if (nhome)
+		__atomic_fetch_add(&v->wgen, 1, __ATOMIC_RELEASE);
+	if (err)
+		goto out;
+	for (unsigned k = 0; k < n; k++)
+		if (kind[k] == K_HOME && v->vid < (1u << HIDX_VID_BITS))
+			hc_hindex_insert(fs->hidx, hash[k], v->dom->did, hidx_phys(v->vid, b0 + k));
+	/* I4: what the records will point at is durable first. */
+	if (novf)
+		err = sync_gen(fs->ovf_fd, &fs->ovf_wgen, &fs->ovf_sgen);
+	if (!err && nhome_clear)
+		err = sync_gen(v->cv.fd, &v->wgen, &v->sgen);
+	if (err)
+		goto out;
+	pthread_rwlock_wrlock(&v->maplock);
+	for (unsigned k = 0; k < n && !err; k++) {
+		uint64_t b = b0 + k;
+		struct hc_phys p;
+		switch (kind[k]) {
+		case K_ZERO:
+			p.file = HC_PHYS_ZERO;
+			p.block = 0;
+			if (!had[k] || !hc_phys_is_zero(&cur[k]))
+				err = hc_journal_map_set(fs->j, v->map, b, &p, NULL);
+			break;
+		case K_HOME:
+			if (had[k])
+				err = hc_journal_map_clear(fs->j, v->map, b, 1, NULL);
+			break;
+		case K_OVF:
+			p.file = HC_PHYS_OVERFLOW;
+			p.block = ovf[k];
+			err = hc_journal_map_set(fs->j, v->map, b, &p, NULL);
+			if (!err)
+				kind[k] = K_NONE;	/* owned by the map now */
+			break;
+		default:
+			break;
+		}
+	}
+	pthread_rwlock_unlock(&v->maplock);
+out:
+	/* Reserved overflow blocks no record points at go back. */
+	for (unsigned k = 0; k < n; k++)
+		if (kind[k] == K_OVF && novf)
+			hc_refcount_cancel(rc, ovf[k], 1);
+	pthread_mutex_unlock(&v->rlock);
+	free(cbuf);
+	return err;
+}
+
+static int vol_wb_submit(struct hc_cvol *cv, struct hc_io *io)
+{
+	struct hc_volume *v = cv_vol(cv);
+	uint64_t b0 = (uint64_t)io->off / HC_BLOCK_SIZE;
+	int err = store_run(v->fs, v, b0, io->iov, (unsigned)io->iovcnt);
+	io->res = err ? err : (ssize_t)io->iovcnt * HC_BLOCK_SIZE;
+	io->done(io);
+	return 0;
+}
+
+/* --- discard, truncate -------------------------------------------------- */
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static int punch(int fd, int mode, uint64_t first, uint64_t last)
+{
+	off_t off = (off_t)(first * HC_BLOCK_SIZE);
+	off_t len = (off_t)((last - first + 1) * HC_BLOCK_SIZE);
+	mode |= FALLOC_FL_KEEP_SIZE;
+	if (fallocate(fd, mode, off, len) == 0)
+		return 0;
+	if (errno == EOPNOTSUPP && (mode & FALLOC_FL_ZERO_RANGE)) {
+		if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len) == 0)
+			return 0;
+	}
+	return -errno;
+}
+
+int hc_rc_discard(struct hc_fs *fs, struct hc_volume *v, uint64_t first, uint64_t last,
+		  int mode)
+{
+	struct shared_arg a = { .vid = v->vid, .from = first, .to = last };
+	int err = 0;
+	pthread_mutex_lock(&v->rlock);
+	a.out = malloc(sizeof(uint64_t));
+	if (!a.out) {
+		err = -ENOMEM;
+		goto out;
+	}
+	a.cap = 1;
+	hc_refcount_walk(hc_journal_refcount(fs->j), collect_shared, &a);
+	if (a.oom) {
+		err = -ENOMEM;
+		goto out;
+	}
+	qsort(a.out, a.n, sizeof(*a.out), cmp_u64);
+	/* Home blocks others read stay; the rest of the range is punched. */
+	uint64_t from = first;
+	for (size_t i = 0; i <= a.n && !err; i++) {
+		uint64_t stop = i < a.n ? a.out[i] : last + 1;
+		if (stop > from)
+			err = punch(v->cv.fd, mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE),
+				    from, stop - 1);
+		from = stop + 1;
+	}
+	if (err)
+		goto out;
+	__atomic_fetch_add(&v->wgen, 1, __ATOMIC_RELEASE);
+	pthread_rwlock_wrlock(&v->maplock);
+	uint64_t l;
+	struct hc_phys p;
+	if (hc_imap_next(v->map, first, &l, &p) == 0 && l <= last)
+		err = hc_journal_map_clear(fs->j, v->map, first, last - first + 1, NULL);
+	struct hc_phys zero = { .file = HC_PHYS_ZERO, .block = 0 };
+	for (size_t i = 0; i < a.n && !err; i++)
+		err = hc_journal_map_set(fs->j, v->map, a.out[i], &zero, NULL);
+	pthread_rwlock_unlock(&v->maplock);
+out:
+	pthread_mutex_unlock(&v->rlock);
+	free(a.out);
+	return err;
+}
+
+int hc_rc_truncate_begin(struct hc_fs *fs, struct hc_volume *v, uint64_t size)
+{
+	int err = 0;
+	pthread_mutex_lock(&v->rlock);
+	/* A partial last block counts: ftruncate zeroes its tail at home. */
+	if (home_shared_in(fs, v, size / HC_BLOCK_SIZE, UINT64_MAX))
+		err = -EBUSY;
+	else
+		v->noshare++;
+	pthread_mutex_unlock(&v->rlock);
+	return err;
+}
+
+void hc_rc_truncate_end(struct hc_fs *fs, struct hc_volume *v, uint64_t size)
+{
+	uint64_t first = (size + HC_BLOCK_SIZE - 1) / HC_BLOCK_SIZE;
+	pthread_mutex_lock(&v->rlock);
+	pthread_rwlock_wrlock(&v->maplock);
+	uint64_t l;
+	struct hc_phys p;
+	if (hc_imap_next(v->map, first, &l, &p) == 0) {
+		int err = hc_journal_map_clear(fs->j, v->map, first, UINT64_MAX, NULL);
+		if (err)
+			hc_log(LOG_ERR, "%s: cannot clear the map past the new size: %s",
+			       v->name, strerror(-err));
+	}
+	pthread_rwlock_unlock(&v->maplock);
+	v->noshare--;
+	pthread_mutex_unlock(&v->rlock);
+}
+
+int hc_rc_has_entry(struct hc_volume *v, uint64_t blk)
+{
+	struct hc_phys p;
+	pthread_rwlock_rdlock(&v->maplock);
+	int r = hc_imap_lookup(v->map, blk, &p) == 0;
+	pthread_rwlock_unlock(&v->maplock);
+	return r;
+}
+
+/* --- copy_file_range as references -------------------------------------- */
+
+int hc_rc_copy_refs(struct hc_fs *fs, struct hc_volume *src, uint64_t sb, struct hc_volume *dst,
+		    uint64_t db, uint64_t n, uint64_t *done)
+{
+	struct hc_volume *a = src->vid < dst->vid ? src : dst;
+	struct hc_volume *b = a == src ? dst : src;
+	*done = 0;
+	pthread_mutex_lock(&a->rlock);
+	pthread_mutex_lock(&b->rlock);
+	/* I4: the source's home blocks are durable before anything points at them. */
+	int err = sync_gen(src->cv.fd, &src->wgen, &src->sgen);
+	if (err)
+		goto out;
+	pthread_rwlock_wrlock(&dst->maplock);
+	uint64_t k;
+	for (k = 0; k < n && !err; k++) {
+		struct hc_phys p = { .file = src->vid, .block = sb + k };
+		hc_imap_lookup(src->map, sb + k, &p);	/* src's map: we hold its rlock */
+		if (p.file == dst->vid && p.block == db + k) {
+			struct hc_phys cur;
+			if (hc_imap_lookup(dst->map, db + k, &cur) == 0)
+				err = hc_journal_map_clear(fs->j, dst->map, db + k, 1, NULL);
+		} else {
+			err = hc_journal_map_set(fs->j, dst->map, db + k, &p, NULL);
+		}
+		if (err == -EOVERFLOW) {
+			err = 0;	/* too many references: the rest is copied */
+			break;
+		}
+	}
+	*done = err ? k - 1 : k;
+	pthread_rwlock_unlock(&dst->maplock);
+out:
+	pthread_mutex_unlock(&b->rlock);
+	pthread_mutex_unlock(&a->rlock);
+	return err;
+}
