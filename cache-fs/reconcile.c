@@ -399,7 +399,7 @@ void hc_rc_close(struct hc_fs *fs, int clean)
 /* --- reads -------------------------------------------------------------- */
 
 /* Reads physical block p into buf (zeros past the end).  maplock held (shared). */
-static int read_phys(struct hc_fs *fs, const struct hc_phys *p, void *buf)
+static int read_phys(struct hc_fs *fs, struct hc_volume *v, const struct hc_phys *p, void *buf)
 {
 	if (hc_phys_is_zero(p)) {
 		memset(buf, 0, HC_BLOCK_SIZE);
@@ -408,6 +408,8 @@ static int read_phys(struct hc_fs *fs, const struct hc_phys *p, void *buf)
 	int fd;
 	if (p->file == HC_PHYS_OVERFLOW) {
 		fd = fs->ovf_fd;
+	} else if (p->file == v->vid) {
+		fd = v->cv.fd;	/* its own home (it may be unlinked, still open) */
 	} else {
 		/* An entry pointing into t keeps t listed (unlink: EBUSY). */
 		struct hc_volume *t = hc_ns_find_vid(fs, p->file);
@@ -447,7 +449,7 @@ int hc_rc_read_mapped(struct hc_fs *fs, struct hc_volume *v, uint64_t blk0, unsi
 			struct hc_phys p;
 			if (!miss[k] || hc_imap_lookup(v->map, blk0 + k, &p))
 				continue;
-			err = read_phys(fs, &p, bufs[k]);
+			err = read_phys(fs, v, &p, bufs[k]);
 			miss[k] = 0;
 		}
 	}
@@ -461,7 +463,7 @@ static int vol_read_block(struct hc_cvol *cv, uint64_t blk, void *buf)
 	struct hc_phys p = { .file = v->vid, .block = blk };
 	pthread_rwlock_rdlock(&v->maplock);
 	hc_imap_lookup(v->map, blk, &p);
-	int err = read_phys(v->fs, &p, buf);
+	int err = read_phys(v->fs, v, &p, buf);
 	pthread_rwlock_unlock(&v->maplock);
 	return err;
 }
@@ -860,4 +862,53 @@ out:
 	pthread_mutex_unlock(&b->rlock);
 	pthread_mutex_unlock(&a->rlock);
 	return err;
+}
+
+/* --- SEEK_DATA / SEEK_HOLE ---------------------------------------------- */
+
+/* The first block >= blk with an entry other than ZERO, or UINT64_MAX. */
+static uint64_t next_data_entry(struct hc_volume *v, uint64_t blk)
+{
+	uint64_t l;
+	struct hc_phys p;
+	while (hc_imap_next(v->map, blk, &l, &p) == 0) {
+		if (!hc_phys_is_zero(&p))
+			return l;
+		blk = l + 1;
+	}
+	return UINT64_MAX;
+}
+
+int64_t hc_rc_seek(struct hc_volume *v, int64_t off, int whence, uint64_t size)
+{
+	int64_t res;
+	pthread_rwlock_rdlock(&v->maplock);
+	if (whence == SEEK_DATA) {
+		off_t h = lseek(v->cv.fd, (off_t)off, SEEK_DATA);
+		uint64_t home = h < 0 ? size : (uint64_t)h;
+		uint64_t e = next_data_entry(v, (uint64_t)off / HC_BLOCK_SIZE);
+		uint64_t eoff = e == UINT64_MAX ? size
+			      : e * HC_BLOCK_SIZE < (uint64_t)off ? (uint64_t)off : e * HC_BLOCK_SIZE;
+		uint64_t r = home < eoff ? home : eoff;
+		res = h < 0 && errno != ENXIO ? -errno : r >= size ? -ENXIO : (int64_t)r;
+	} else {
+		uint64_t pos = (uint64_t)off;
+		for (;;) {
+			off_t h = lseek(v->cv.fd, (off_t)pos, SEEK_HOLE);
+			if (h < 0) {
+				res = -errno;
+				break;
+			}
+			pos = (uint64_t)h;
+			struct hc_phys p;
+			if (pos >= size || hc_imap_lookup(v->map, pos / HC_BLOCK_SIZE, &p) ||
+			    hc_phys_is_zero(&p)) {
+				res = (int64_t)(pos < size ? pos : size);
+				break;
+			}
+			pos = (pos / HC_BLOCK_SIZE + 1) * HC_BLOCK_SIZE;	/* data elsewhere */
+		}
+	}
+	pthread_rwlock_unlock(&v->maplock);
+	return res;
 }

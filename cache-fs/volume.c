@@ -586,11 +586,9 @@ int64_t hc_vol_seek(struct hc_fs *fs, struct hc_volume *v, int64_t off, int when
 	uint64_t size = hc_vol_size(v);
 	if (off < 0 || (uint64_t)off >= size)
 		return -ENXIO;
-	off_t r = lseek(v->cv.fd, (off_t)off, whence);
-	if (r < 0)
-		return -errno;
-	if ((uint64_t)r > size)
-		r = (off_t)size;
+	int64_t r = hc_rc_seek(v, off, whence, size);
+	if (r >= 0 && (uint64_t)r > size)
+		r = (int64_t)size;
 	return r;
 }
 

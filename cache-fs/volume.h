@@ -306,6 +306,8 @@ void hc_rc_truncate_end(struct hc_fs *fs, struct hc_volume *v, uint64_t size);
 int hc_rc_vol_shared(struct hc_fs *fs, struct hc_volume *v);
 /* Volume v is going away for good: its map is cleared. */
 void hc_rc_forget_volume(struct hc_fs *fs, struct hc_volume *v);
+/* SEEK_DATA / SEEK_HOLE over home holes and map entries; off < size. */
+int64_t hc_rc_seek(struct hc_volume *v, int64_t off, int whence, uint64_t size);
 /* 1 when block blk of v has a map entry. */
 int hc_rc_has_entry(struct hc_volume *v, uint64_t blk);
 /*

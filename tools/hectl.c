@@ -1279,7 +1279,9 @@ static void fsck_volume(struct hc_backing *b, int dfd, const char *dom, const ch
 static int meta_file(const char *name)
 {
 	return !strcmp(name, HC_SB_FILE) || !strcmp(name, HC_CTL_SOCK) ||
-	       !strncmp(name, "hecache.", 8);
+	       !strncmp(name, "hecache.", 8) || !strcmp(name, HC_JOURNAL_FILE) ||
+	       !strcmp(name, HC_CKPT_FILE) || !strcmp(name, HC_CKPT_TMP) ||
+	       !strcmp(name, "overflow.dat");
 }
 
 static void fsck_root_entry(struct hc_backing *b, int rfd, const char *unused, const char *name,
