@@ -41,6 +41,7 @@
 #include "ctl.h"
 #include "hecache/ctl.h"
 #include "log.h"
+#include "journal.h"
 #include "util.h"
 
 #define OUT_MAX (16u << 20)		/* queued reply bytes before a client is dropped */
@@ -618,6 +619,82 @@ static int map_extents(struct req *r, struct hc_volume *v, uint64_t first, uint6
 	return 0;
 }
 
+struct run {
+	uint64_t l, n;
+	struct hc_phys p;
+};
+
+/* An indirected run: its target volume, overflow.dat or zero, with the count. */
+static void add_run(struct req *r, struct json_object *arr, const struct run *u)
+{
+	struct hc_fs *fs = r->c->info.fs;
+	char t[2 * NAME_MAX + 16];
+	if (hc_phys_is_zero(&u->p)) {
+		add_extent(arr, u->l, u->n, "zero");
+		return;
+	}
+	if (u->p.file == HC_PHYS_OVERFLOW) {
+		snprintf(t, sizeof(t), "overflow");
+	} else {
+		pthread_mutex_lock(&fs->ns_lock);
+		struct hc_volume *x = hc_ns_find_vid(fs, u->p.file);
+		if (x)
+			snprintf(t, sizeof(t), "%s/%s", x->dom->name, x->name);
+		else
+			snprintf(t, sizeof(t), "volume#%u", u->p.file);
+		pthread_mutex_unlock(&fs->ns_lock);
+	}
+	add_extent(arr, u->l, u->n, t);
+	struct json_object *e = json_object_array_get_idx(arr, json_object_array_length(arr) - 1);
+	add_u64(e, "target_block", u->p.block);
+	add_u64(e, "refcount", hc_refcount_get(hc_journal_refcount(fs->j), &u->p));
+}
+
+/* Extents of [first, end): indirections from the map, home/hole between them. */
+static int map_all(struct req *r, struct hc_volume *v, uint64_t first, uint64_t end,
+		   struct json_object *arr)
+{
+	struct run *runs = NULL;
+	size_t n = 0, cap = 0;
+	int err = 0;
+	pthread_rwlock_rdlock(&v->maplock);
+	uint64_t b = first, l;
+	struct hc_phys p;
+	while (hc_imap_next(v->map, b, &l, &p) == 0 && l < end) {
+		struct run *u = n ? &runs[n - 1] : NULL;
+		if (u && u->l + u->n == l && u->p.file == p.file &&
+		    (hc_phys_is_zero(&p) || u->p.block + u->n == p.block)) {
+			u->n++;
+		} else {
+			if (n == cap) {
+				size_t c2 = cap ? 2 * cap : 64;
+				struct run *t = realloc(runs, c2 * sizeof(*t));
+				if (!t) {
+					err = -ENOMEM;
+					break;
+				}
+				runs = t;
+				cap = c2;
+			}
+			runs[n++] = (struct run){ .l = l, .n = 1, .p = p };
+		}
+		b = l + 1;
+	}
+	pthread_rwlock_unlock(&v->maplock);
+	uint64_t pos = first;
+	for (size_t i = 0; i < n && !err; i++) {
+		if (runs[i].l > pos)
+			err = map_extents(r, v, pos, runs[i].l, arr);
+		if (!err)
+			add_run(r, arr, &runs[i]);
+		pos = runs[i].l + runs[i].n;
+	}
+	if (!err && pos < end)
+		err = map_extents(r, v, pos, end, arr);
+	free(runs);
+	return err;
+}
+
 static int op_map(struct req *r)
 {
 	struct hc_domain *d;
@@ -639,7 +716,7 @@ static int op_map(struct req *r)
 		err = fail(r, -EINVAL, "start %llu is past end %llu", (unsigned long long)start,
 			   (unsigned long long)end);
 	struct json_object *arr = json_object_new_array();
-	if (!err && (err = map_extents(r, v, start, end, arr)))
+	if (!err && (err = map_all(r, v, start, end, arr)))
 		err = fail(r, err, "volume %s/%s: %s", d->name, v->name, strerror(-err));
 	add_u64(r->out, "size", size);
 	json_object_object_add(r->out, "extents", arr);

@@ -28,12 +28,14 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
 
 #include "ctlclient.h"
+#include "journal.h"
 #include "hecache/ctl.h"
 #include "hecache/errors.h"
 #include "hecache/format.h"
@@ -1312,6 +1314,106 @@ static __attribute__((noreturn)) void fsck_busy(const struct ctx *c, const char 
 	     "only (unmount first)", dir);
 }
 
+struct vidset {
+	uint32_t *v;
+	size_t n, cap;
+};
+
+static int vid_known(const struct vidset *s, uint32_t vid)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (s->v[i] == vid)
+			return 1;
+	return 0;
+}
+
+/* Volume ids of every home file (user.hecache.vid). */
+static void collect_vids(int rfd, struct vidset *s)
+{
+	int scan = openat(rfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *root = scan < 0 ? NULL : fdopendir(scan);
+	struct dirent *de;
+	while (root && (de = readdir(root))) {
+		if (de->d_name[0] == '.')
+			continue;
+		int dfd = openat(rfd, de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		DIR *dom = dfd < 0 ? NULL : fdopendir(dfd);
+		struct dirent *ve;
+		while (dom && (ve = readdir(dom))) {
+			int fd = openat(dirfd(dom), ve->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+			char buf[16];
+			ssize_t n = fd < 0 ? -1 : fgetxattr(fd, "user.hecache.vid", buf, sizeof(buf) - 1);
+			if (fd >= 0)
+				close(fd);
+			if (n <= 0)
+				continue;
+			buf[n] = 0;
+			if (s->n == s->cap) {
+				s->cap = s->cap ? 2 * s->cap : 64;
+				s->v = realloc(s->v, s->cap * sizeof(*s->v));
+				if (!s->v)
+					oom();
+			}
+			s->v[s->n++] = (uint32_t)strtoul(buf, NULL, 10);
+		}
+		if (dom)
+			closedir(dom);
+	}
+	if (root)
+		closedir(root);
+}
+
+struct missing_arg {
+	struct vidset *s;
+	struct json_object *rep;
+	const char *path;
+};
+
+static int check_target(void *arg, const struct hc_phys *p, uint32_t count)
+{
+	struct missing_arg *a = arg;
+	if (p->file <= HC_PHYS_VOL_MAX && !vid_known(a->s, p->file)) {
+		problem(a->rep, "%s: %u map entries point at block %" PRIu64
+			" of volume id %u, which no home file has", a->path, count, p->block, p->file);
+		return 1;
+	}
+	return 0;
+}
+
+/* swap-reconcile's metadata: the journal opens, cross-checks, targets exist. */
+static void fsck_journal(struct hc_backing *b, struct json_object *rep)
+{
+	struct stat st;
+	if (fstatat(b->dirfd, HC_JOURNAL_FILE, &st, 0) < 0 &&
+	    fstatat(b->dirfd, HC_CKPT_FILE, &st, 0) < 0)
+		return;	/* never served with indirections */
+	char msg[PATH_MAX + 256];
+	struct hc_journal *j;
+	struct hc_journal_opts o = { .name = b->path };
+	int err = hc_journal_open(b->dirfd, &o, &j, msg, sizeof(msg));
+	if (err) {
+		problem(rep, "%s", msg);
+		return;
+	}
+	err = hc_journal_verify(j, msg, sizeof(msg));
+	if (err)
+		problem(rep, "%s: metadata: %s", b->path, msg);
+	struct vidset s = { 0 };
+	collect_vids(b->dirfd, &s);
+	struct missing_arg a = { &s, rep, b->path };
+	hc_refcount_walk(hc_journal_refcount(j), check_target, &a);
+	free(s.v);
+	struct hc_journal_stats js;
+	hc_journal_stats(j, &js);
+	struct json_object *o2 = json_object_new_object();
+	req_u64(o2, "entries", js.entries);
+	req_u64(o2, "maps", js.nvols);
+	req_u64(o2, "seq", js.seq);
+	req_u64(o2, "replayed", js.replayed);
+	json_object_object_add(rep, "metadata", o2);
+	hc_journal_close(j);
+}
+
 /* The report of fsck; exits when the directory cannot be opened. */
 static struct json_object *fsck_report(struct ctx *c, const char *dir)
 {
@@ -1333,6 +1435,7 @@ static struct json_object *fsck_report(struct ctx *c, const char *dir)
 			 b, NULL, rep);
 	if (err)
 		problem(rep, "%s: %s", dir, strerror(-err));
+	fsck_journal(b, rep);
 	hc_backing_close(b);
 	return rep;
 }

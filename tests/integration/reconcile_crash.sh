@@ -128,7 +128,13 @@ for r in $(seq "$ROUNDS"); do
 	start_daemon
 	python3 "$PY" write "$MNT/vm" "$HC_SCRATCH/state" "$r$RANDOM" >"$HC_SCRATCH/acks" &
 	wpid=$!
-	sleep "$((RANDOM % 3)).$((3 + RANDOM % 7))"
+	# the first acknowledgement (up to 30 s), then a random moment
+	for _ in $(seq 300); do
+		grep -q '^A' "$HC_SCRATCH/state.log" 2>/dev/null && break
+		kill -0 "$wpid" 2>/dev/null || break
+		sleep 0.1
+	done
+	sleep "$((RANDOM % 2)).$((RANDOM % 10))"
 	crash
 	wait "$wpid"
 	acks=$(cat "$HC_SCRATCH/acks")
