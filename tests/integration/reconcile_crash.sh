@@ -126,6 +126,7 @@ hc_umount "$MNT"
 total=0
 for r in $(seq "$ROUNDS"); do
 	start_daemon
+	rm -f "$HC_SCRATCH/state.log"
 	python3 "$PY" write "$MNT/vm" "$HC_SCRATCH/state" "$r$RANDOM" >"$HC_SCRATCH/acks" &
 	wpid=$!
 	# the first acknowledgement (up to 30 s), then a random moment
