@@ -1016,8 +1016,15 @@ START_TEST(test_threads)
 		size_t len;
 		char *h = home_file("vm1", name, &len);
 		ck_assert_uint_eq(len, m[t].size);
-		ssize_t bad = t_memdiff(h, m[t].shadow, len);
-		ck_assert_msg(bad == -1, "home file %s differs at byte %zd", name, bad);
+		/* Blocks with a map entry (zero, dedup) live elsewhere than at home. */
+		for (size_t b = 0; b * BS < len; b++) {
+			if (hc_rc_has_entry(m[t].v, b))
+				continue;
+			size_t n = len - b * BS < BS ? len - b * BS : BS;
+			ssize_t bad = t_memdiff(h + b * BS, m[t].shadow + b * BS, n);
+			ck_assert_msg(bad == -1, "home file %s differs at byte %zd", name,
+				      (ssize_t)(b * BS) + bad);
+		}
 		free(h);
 		free(m[t].shadow);
 	}
