@@ -1340,7 +1340,12 @@ static void collect_vids(int rfd, struct vidset *s)
 		DIR *dom = dfd < 0 ? NULL : fdopendir(dfd);
 		struct dirent *ve;
 		while (dom && (ve = readdir(dom))) {
-			int fd = openat(dirfd(dom), ve->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+			struct stat st;
+			if (fstatat(dirfd(dom), ve->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+			    !S_ISREG(st.st_mode))
+				continue;	/* a FIFO would block the open */
+			int fd = openat(dirfd(dom), ve->d_name,
+					O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 			char buf[16];
 			ssize_t n = fd < 0 ? -1 : fgetxattr(fd, "user.hecache.vid", buf, sizeof(buf) - 1);
 			if (fd >= 0)
