@@ -7,9 +7,10 @@
  * swap is GSWAP, slot v for virtual page v.  The hypervisor gives the guest
  * only H < G host pages and runs its own exact LRU over the guest's frames;
  * its swap is HSWAP, slot f for frame f.  A deterministic stream of N
- * accesses (the generators of hc-mrc: uniform, zipf, scanhot; same seed,
- * same pages) reads and writes one virtual page each: it checks the page
- * holds (page id, version) and writes version + 1.
+ * accesses (tools/gen.c, the generators hc-mrc uses: uniform, zipf,
+ * scanhot; same seed, same pages, so `hc-mrc lru` with the same options
+ * predicts the guest's faults exactly) reads and writes one virtual page
+ * each: it checks the page holds (page id, version) and writes version + 1.
  *
  * Double paging: the guest evicts virtual page u from frame f while the
  * hypervisor has f swapped out.  To write u to GSWAP the guest must read the
@@ -57,7 +58,6 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,192 +66,22 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "cli.h"
+#include "gen.h"
 #include "util.h"
 
 #define BLOCK 4096u
 #define WORDS (BLOCK / sizeof(uint64_t))
 #define NIL UINT32_MAX
-#define LN2 0.6931471805599453
 #define STATS_XATTR "user.hecache.stats"
 #define KIND_XATTR "user.hecache.kind"
-
-static const char *prog = "hedp";
-
-static void die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die_usage(const char *fmt, ...)
-{
-	va_list ap;
-	fprintf(stderr, "%s: ", prog);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, " (try '%s --help')\n", prog);
-	exit(2);
-}
-
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...)
-{
-	va_list ap;
-	fprintf(stderr, "%s: ", prog);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(1);
-}
 
 static void *xcalloc(size_t n, size_t size)
 {
 	void *p = calloc(n ? n : 1, size);
 	if (!p)
-		die("out of memory (%zu x %zu bytes)", n, size);
+		hc_cli_die("out of memory (%zu x %zu bytes)", n, size);
 	return p;
-}
-
-static uint64_t parse_u64(const char *opt, const char *s)
-{
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || end == s || *end || *s == '-')
-		die_usage("%s: not a non-negative integer: '%s'", opt, s);
-	return v;
-}
-
-static double parse_double(const char *opt, const char *s)
-{
-	char *end;
-	errno = 0;
-	double v = strtod(s, &end);
-	if (errno || end == s || *end || !(v == v))
-		die_usage("%s: not a number: '%s'", opt, s);
-	return v;
-}
-
-/*
- * --- the access stream ---------------------------------------------------
- * The same definitions as hc-mrc.c's gen (rnd, rnd_below, rnd_unit, ln_,
- * exp_, sim_page), so that `hc-mrc lru` with the same options predicts
- * hedp's guest faults exactly (the test checks it).  Duplicated until both
- * tools share a tools/gen.[ch].
- */
-enum pattern { PAT_UNIFORM, PAT_ZIPF, PAT_SCANHOT };
-
-struct gen {
-	enum pattern pattern;
-	uint64_t pages, rng;
-	double theta, hot_frac, hot_prob;
-	double *cdf;		/* zipf: P(rank <= i + 1); page = rank - 1 */
-	uint64_t hot;		/* scanhot: pages [0, hot) are hot */
-	uint64_t scan;		/* scanhot: next scan page is hot + scan */
-};
-
-static uint64_t rnd(uint64_t *state)
-{
-	*state += 0x9E3779B97F4A7C15ull;
-	return hc_mix64(*state);
-}
-
-static uint64_t rnd_below(uint64_t *state, uint64_t n)
-{
-	return (uint64_t)(((unsigned __int128)rnd(state) * n) >> 64);
-}
-
-static double rnd_unit(uint64_t *state)
-{
-	return (double)(rnd(state) >> 11) * 0x1p-53;
-}
-
-/* ln x for normal x > 0, e^y for |y| < 700: the tools do not link libm. */
-static double ln_(double x)
-{
-	uint64_t b;
-	memcpy(&b, &x, sizeof(b));
-	int e = (int)((b >> 52) & 0x7ff) - 1023;
-	b = (b & ((1ull << 52) - 1)) | (1023ull << 52);
-	double m;
-	memcpy(&m, &b, sizeof(m));
-	if (m > 1.4142135623730951) {
-		m /= 2;
-		e++;
-	}
-	double s = (m - 1) / (m + 1), s2 = s * s, term = s, sum = 0;
-	for (int k = 1; k < 40; k += 2) {
-		sum += term / k;
-		term *= s2;
-	}
-	return e * LN2 + 2 * sum;
-}
-
-static double exp_(double y)
-{
-	long k = (long)(y / LN2 + (y >= 0 ? 0.5 : -0.5));
-	double r = y - (double)k * LN2, sum = 1, term = 1;
-	for (int i = 1; i < 25; i++) {
-		term *= r / i;
-		sum += term;
-	}
-	uint64_t b = (uint64_t)(k + 1023) << 52;
-	double p2;
-	memcpy(&p2, &b, sizeof(p2));
-	return sum * p2;
-}
-
-static void gen_init(struct gen *g, uint64_t seed)
-{
-	uint64_t w = g->pages;
-	g->rng = seed;
-	if (g->pattern == PAT_ZIPF) {
-		g->cdf = xcalloc(w, sizeof(*g->cdf));
-		double sum = 0;
-		for (uint64_t i = 0; i < w; i++) {
-			sum += exp_(-g->theta * ln_((double)(i + 1)));
-			g->cdf[i] = sum;
-		}
-		for (uint64_t i = 0; i < w; i++)
-			g->cdf[i] /= sum;
-		g->cdf[w - 1] = 1.0;
-	} else if (g->pattern == PAT_SCANHOT) {
-		g->hot = (uint64_t)(g->hot_frac * (double)w + 0.5);
-		if (g->hot < 1)
-			g->hot = 1;
-		if (g->hot >= w)
-			g->hot = w - 1;
-	}
-}
-
-static uint32_t gen_page(struct gen *g)
-{
-	switch (g->pattern) {
-	case PAT_ZIPF: {
-		double u = rnd_unit(&g->rng);
-		uint64_t lo = 0, hi = g->pages - 1;	/* first i with cdf[i] > u */
-		while (lo < hi) {
-			uint64_t mid = lo + (hi - lo) / 2;
-			if (g->cdf[mid] > u)
-				hi = mid;
-			else
-				lo = mid + 1;
-		}
-		return (uint32_t)lo;
-	}
-	case PAT_SCANHOT:
-		if (rnd_unit(&g->rng) < g->hot_prob)
-			return (uint32_t)rnd_below(&g->rng, g->hot);
-		else {
-			uint64_t p = g->hot + g->scan;
-			g->scan = (g->scan + 1) % (g->pages - g->hot);
-			return (uint32_t)p;
-		}
-	default:
-		return (uint32_t)rnd_below(&g->rng, g->pages);
-	}
-}
-
-static const char *pattern_name(enum pattern p)
-{
-	return p == PAT_ZIPF ? "zipf" : p == PAT_SCANHOT ? "scanhot" : "uniform";
 }
 
 /* --- an exact LRU over the indices [0, cap): a doubly linked list ------- */
@@ -384,24 +214,24 @@ static void vol_open(struct vol *v, const char *dir, uint64_t blocks, int direct
 		v->fd = open(v->path, O_RDWR | O_CLOEXEC);
 	}
 	if (v->fd < 0)
-		die("%s: open: %s", v->path, strerror(errno));
+		hc_cli_die("%s: open: %s", v->path, strerror(errno));
 	if (created && hecache && fsetxattr(v->fd, KIND_XATTR, "swap", 4, 0) < 0)
-		fprintf(stderr, "%s: %s: could not mark as kind swap: %s\n", prog, v->path,
+		fprintf(stderr, "%s: %s: could not mark as kind swap: %s\n", hc_cli_name(), v->path,
 			strerror(errno));
 	struct stat st;
 	if (fstat(v->fd, &st) < 0)
-		die("%s: fstat: %s", v->path, strerror(errno));
+		hc_cli_die("%s: fstat: %s", v->path, strerror(errno));
 	if (!S_ISREG(st.st_mode))
-		die("%s: not a regular file", v->path);
+		hc_cli_die("%s: not a regular file", v->path);
 	if ((uint64_t)st.st_size < blocks * BLOCK && ftruncate(v->fd, (off_t)(blocks * BLOCK)) < 0)
-		die("%s: ftruncate to %" PRIu64 " bytes: %s", v->path, blocks * BLOCK,
-		    strerror(errno));
+		hc_cli_die("%s: ftruncate to %" PRIu64 " bytes: %s", v->path, blocks * BLOCK,
+			   strerror(errno));
 	if (direct) {
 		/* reopen: O_DIRECT cannot be set on a created file everywhere */
 		int fd = open(v->path, O_RDWR | O_DIRECT | O_CLOEXEC);
 		if (fd < 0)
-			die("%s: open with O_DIRECT: %s%s", v->path, strerror(errno),
-			    errno == EINVAL ? " (use --buffered on this file system)" : "");
+			hc_cli_die("%s: open with O_DIRECT: %s%s", v->path, strerror(errno),
+				   errno == EINVAL ? " (use --buffered on this file system)" : "");
 		close(v->fd);
 		v->fd = fd;
 	}
@@ -414,9 +244,9 @@ static void vol_read(struct vol *v, void *buf, uint64_t block)
 		n = pread(v->fd, buf, BLOCK, (off_t)(block * BLOCK));
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
-		die("%s: read of block %" PRIu64 ": %s", v->path, block, strerror(errno));
+		hc_cli_die("%s: read of block %" PRIu64 ": %s", v->path, block, strerror(errno));
 	if (n != BLOCK)
-		die("%s: short read of block %" PRIu64 ": %zd bytes", v->path, block, n);
+		hc_cli_die("%s: short read of block %" PRIu64 ": %zd bytes", v->path, block, n);
 	v->reads++;
 	v->read_bytes += BLOCK;
 }
@@ -428,9 +258,9 @@ static void vol_write(struct vol *v, const void *buf, uint64_t block)
 		n = pwrite(v->fd, buf, BLOCK, (off_t)(block * BLOCK));
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
-		die("%s: write of block %" PRIu64 ": %s", v->path, block, strerror(errno));
+		hc_cli_die("%s: write of block %" PRIu64 ": %s", v->path, block, strerror(errno));
 	if (n != BLOCK)
-		die("%s: short write of block %" PRIu64 ": %zd bytes", v->path, block, n);
+		hc_cli_die("%s: short write of block %" PRIu64 ": %zd bytes", v->path, block, n);
 	v->writes++;
 	v->written_bytes += BLOCK;
 }
@@ -538,10 +368,10 @@ static void check(struct dp *s, uint8_t *buf, uint32_t p, const char *where, uin
 				 b[0] & 0xffffffffu, b[1], w);
 		else
 			snprintf(holds, sizeof(holds), "no page (word 0 is %#" PRIx64 ")", b[0]);
-		die("access %" PRIu64 ": page %" PRIu32 " version %" PRIu32 " expected in %s %s %"
-		    PRIu64 ", it holds %s",
-		    s->now, p, v, where, strcmp(where, "host memory") ? "block" : "slot", block,
-		    holds);
+		hc_cli_die("access %" PRIu64 ": page %" PRIu32 " version %" PRIu32
+			   " expected in %s %s %" PRIu64 ", it holds %s",
+			   s->now, p, v, where, strcmp(where, "host memory") ? "block" : "slot",
+			   block, holds);
 	}
 }
 
@@ -591,12 +421,13 @@ static int cfr_block(struct dp *s, uint64_t src, uint64_t dst)
 		    (errno == EOPNOTSUPP || errno == EXDEV || errno == ENOSYS || errno == EINVAL))
 			return errno;
 		if (n < 0)
-			die("copy_file_range %s block %" PRIu64 " -> %s block %" PRIu64 ": %s",
-			    s->hswap.path, src, s->gswap.path, dst, strerror(errno));
+			hc_cli_die("copy_file_range %s block %" PRIu64 " -> %s block %" PRIu64
+				   ": %s",
+				   s->hswap.path, src, s->gswap.path, dst, strerror(errno));
 		if (n == 0)
-			die("copy_file_range %s block %" PRIu64 " -> %s block %" PRIu64
-			    ": copied nothing (end of file?)",
-			    s->hswap.path, src, s->gswap.path, dst);
+			hc_cli_die("copy_file_range %s block %" PRIu64 " -> %s block %" PRIu64
+				   ": copied nothing (end of file?)",
+				   s->hswap.path, src, s->gswap.path, dst);
 		left -= (size_t)n;
 	}
 	s->cfr_ok++;
@@ -735,7 +566,7 @@ static void csv_str(FILE *f, const char *s)
 
 struct result {
 	const struct dp *s;
-	const struct gen *gen;
+	const struct hc_gen *gen;
 	const char *dir, *label;
 	int direct, have_daemon;
 	double secs, p50, p99, max;	/* seconds; latencies in µs */
@@ -752,10 +583,10 @@ static void print_human(const struct result *r)
 {
 	const struct dp *s = r->s;
 	char b1[32], b2[32];
-	printf("hedp %s: %s", mode_names[s->mode], pattern_name(r->gen->pattern));
-	if (r->gen->pattern == PAT_ZIPF)
+	printf("hedp %s: %s", mode_names[s->mode], hc_gen_pattern_name(r->gen->pattern));
+	if (r->gen->pattern == HC_GEN_ZIPF)
 		printf(" (theta %g)", r->gen->theta);
-	else if (r->gen->pattern == PAT_SCANHOT)
+	else if (r->gen->pattern == HC_GEN_SCANHOT)
 		printf(" (hot %" PRIu64 " pages, p %g)", r->gen->hot, r->gen->hot_prob);
 	printf(", W %" PRIu64 " pages, G %" PRIu64 ", H %" PRIu64 ", seed %" PRIu64 ", %s, %s\n",
 	       s->w, s->g, s->h, s->seed, r->direct ? "O_DIRECT" : "buffered", r->dir);
@@ -809,7 +640,7 @@ static void print_json(const struct result *r)
 	printf("{\"mode\":\"%s\",\"pattern\":\"%s\",\"zipf_theta\":%g,\"hot_pages\":%" PRIu64
 	       ",\"hot_prob\":%g,\"seed\":%" PRIu64 ",\"pages\":%" PRIu64
 	       ",\"guest_pages\":%" PRIu64 ",\"host_pages\":%" PRIu64 ",\"direct\":%s,\"dir\":",
-	       mode_names[s->mode], pattern_name(r->gen->pattern), r->gen->theta, r->gen->hot,
+	       mode_names[s->mode], hc_gen_pattern_name(r->gen->pattern), r->gen->theta, r->gen->hot,
 	       r->gen->hot_prob, s->seed, s->w, s->g, s->h, r->direct ? "true" : "false");
 	json_str(stdout, r->dir);
 	printf(",\"label\":");
@@ -856,7 +687,7 @@ static void write_csv(const struct result *r, const char *path)
 	const struct dp *s = r->s;
 	FILE *f = fopen(path, "a");
 	if (!f)
-		die("%s: %s", path, strerror(errno));
+		hc_cli_die("%s: %s", path, strerror(errno));
 	if (ftell(f) == 0) {
 		fprintf(f, "label,mode,pattern,zipf_theta,seed,pages,guest_pages,host_pages,"
 			   "accesses,direct,seconds,accesses_per_s,lat_p50_us,lat_p99_us,lat_max_us,"
@@ -871,7 +702,7 @@ static void write_csv(const struct result *r, const char *path)
 	csv_str(f, r->label);
 	fprintf(f, ",%s,%s,%g,%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64
 		   ",%d,%.6f,%.1f,%.2f,%.2f,%.2f",
-		mode_names[s->mode], pattern_name(r->gen->pattern), r->gen->theta, s->seed, s->w,
+		mode_names[s->mode], hc_gen_pattern_name(r->gen->pattern), r->gen->theta, s->seed, s->w,
 		s->g, s->h, s->accesses, r->direct, r->secs, rate(r), r->p50, r->p99, r->max);
 	fprintf(f, ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64,
 		s->guest_faults, s->guest_swapins, s->guest_swapouts, s->hyp_swapins,
@@ -890,7 +721,7 @@ static void write_csv(const struct result *r, const char *path)
 	}
 	fprintf(f, "\n");
 	if (fclose(f))
-		die("%s: %s", path, strerror(errno));
+		hc_cli_die("%s: %s", path, strerror(errno));
 }
 
 /* --- main --------------------------------------------------------------- */
@@ -926,11 +757,12 @@ enum {
 static void check_name(const char *opt, const char *name)
 {
 	if (!*name || strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, ".."))
-		die_usage("%s: a file name in the domain directory, not '%s'", opt, name);
+		hc_cli_die_usage("%s: a file name in the domain directory, not '%s'", opt, name);
 }
 
 int main(int argc, char **argv)
 {
+	hc_cli_init("hedp");
 	static const struct option lo[] = {
 		{ "dir", required_argument, NULL, OPT_DIR },
 		{ "mode", required_argument, NULL, OPT_MODE },
@@ -954,12 +786,13 @@ int main(int argc, char **argv)
 		{ 0 },
 	};
 	struct dp s;
-	struct gen gen;
+	struct hc_gen gen;
 	memset(&s, 0, sizeof(s));
 	memset(&gen, 0, sizeof(gen));
-	gen.theta = 0.99;
-	gen.hot_frac = 0.1;
-	gen.hot_prob = 0.5;
+	gen.pattern = HC_GEN_UNIFORM;
+	gen.theta = HC_GEN_ZIPF_THETA;
+	gen.hot_frac = HC_GEN_HOT_FRAC;
+	gen.hot_prob = HC_GEN_HOT_PROB;
 	s.seed = 1;
 	s.mode = (enum mode)-1;
 	s.gswap = (struct vol){ .label = "gswap", .name = "gswap", .fd = -1 };
@@ -978,47 +811,41 @@ int main(int argc, char **argv)
 				if (!strcmp(optarg, mode_names[m]))
 					s.mode = (enum mode)m;
 			if (s.mode == (enum mode)-1)
-				die_usage("--mode: plain, dedup or reference, not '%s'", optarg);
+				hc_cli_die_usage("--mode: plain, dedup or reference, not '%s'", optarg);
 			break;
 		case OPT_GUEST:
-			s.g = parse_u64("--guest-pages", optarg);
+			s.g = hc_cli_parse_u64("--guest-pages", optarg);
 			break;
 		case OPT_HOST:
-			s.h = parse_u64("--host-pages", optarg);
+			s.h = hc_cli_parse_u64("--host-pages", optarg);
 			break;
 		case OPT_PAGES:
-			s.w = parse_u64("--pages", optarg);
+			s.w = hc_cli_parse_u64("--pages", optarg);
 			break;
 		case OPT_ACCESSES:
-			s.accesses = parse_u64("--accesses", optarg);
+			s.accesses = hc_cli_parse_u64("--accesses", optarg);
 			break;
 		case OPT_PATTERN:
-			if (!strcmp(optarg, "uniform"))
-				gen.pattern = PAT_UNIFORM;
-			else if (!strcmp(optarg, "zipf"))
-				gen.pattern = PAT_ZIPF;
-			else if (!strcmp(optarg, "scanhot"))
-				gen.pattern = PAT_SCANHOT;
-			else
-				die_usage("--pattern: uniform, zipf or scanhot, not '%s'", optarg);
+			if (hc_gen_pattern_parse(optarg, &gen.pattern))
+				hc_cli_die_usage("--pattern: uniform, zipf or scanhot, not '%s'", optarg);
 			break;
 		case OPT_THETA:
-			gen.theta = parse_double("--zipf-theta", optarg);
+			gen.theta = hc_cli_parse_double("--zipf-theta", optarg);
 			if (!(gen.theta > 0 && gen.theta <= 10))
-				die_usage("--zipf-theta must be in (0, 10]");
+				hc_cli_die_usage("--zipf-theta must be in (0, 10]");
 			break;
 		case OPT_HOT_FRAC:
-			gen.hot_frac = parse_double("--hot-frac", optarg);
+			gen.hot_frac = hc_cli_parse_double("--hot-frac", optarg);
 			if (!(gen.hot_frac > 0 && gen.hot_frac < 1))
-				die_usage("--hot-frac must be in (0, 1)");
+				hc_cli_die_usage("--hot-frac must be in (0, 1)");
 			break;
 		case OPT_HOT_PROB:
-			gen.hot_prob = parse_double("--hot-prob", optarg);
+			gen.hot_prob = hc_cli_parse_double("--hot-prob", optarg);
 			if (!(gen.hot_prob >= 0 && gen.hot_prob <= 1))
-				die_usage("--hot-prob must be in [0, 1]");
+				hc_cli_die_usage("--hot-prob must be in [0, 1]");
 			break;
 		case OPT_SEED:
-			s.seed = parse_u64("--seed", optarg);
+			s.seed = hc_cli_parse_u64("--seed", optarg);
 			break;
 		case OPT_BUFFERED:
 			direct = 0;
@@ -1047,34 +874,36 @@ int main(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		default:
-			die_usage("unknown option or missing argument: '%s'", argv[optind - 1]);
+			hc_cli_die_usage("unknown option or missing argument: '%s'",
+					 argv[optind - 1]);
 		}
 	}
 	if (optind != argc)
-		die_usage("unexpected argument '%s'", argv[optind]);
+		hc_cli_die_usage("unexpected argument '%s'", argv[optind]);
 	if (!dir)
-		die_usage("--dir is required");
+		hc_cli_die_usage("--dir is required");
 	if (s.mode == (enum mode)-1)
-		die_usage("--mode is required");
+		hc_cli_die_usage("--mode is required");
 	if (!s.g || !s.h || !s.w || !s.accesses)
-		die_usage("--guest-pages, --host-pages, --pages and --accesses are required and "
-			  "positive");
+		hc_cli_die_usage("--guest-pages, --host-pages, --pages and --accesses"
+				 " are required and positive");
 	if (s.h >= s.g)
-		die_usage("--host-pages (%" PRIu64 ") must be smaller than --guest-pages (%" PRIu64
-			  ")",
-			  s.h, s.g);
+		hc_cli_die_usage("--host-pages (%" PRIu64 ") must be smaller than"
+				 " --guest-pages (%" PRIu64 ")",
+				 s.h, s.g);
 	if (s.g >= s.w)
-		die_usage("--guest-pages (%" PRIu64 ") must be smaller than --pages (%" PRIu64 ")",
-			  s.g, s.w);
+		hc_cli_die_usage("--guest-pages (%" PRIu64 ") must be smaller than"
+				 " --pages (%" PRIu64 ")",
+				 s.g, s.w);
 	if (s.w > UINT32_MAX - 1)
-		die_usage("--pages must be below 2^32 - 1");
+		hc_cli_die_usage("--pages must be below 2^32 - 1");
 	if (!strcmp(s.gswap.name, s.hswap.name))
-		die_usage("--gswap and --hswap name the same file '%s'", s.gswap.name);
+		hc_cli_die_usage("--gswap and --hswap name the same file '%s'", s.gswap.name);
 	struct stat st;
 	if (stat(dir, &st) < 0)
-		die_usage("--dir %s: %s", dir, strerror(errno));
+		hc_cli_die_usage("--dir %s: %s", dir, strerror(errno));
 	if (!S_ISDIR(st.st_mode))
-		die_usage("--dir %s: not a directory", dir);
+		hc_cli_die_usage("--dir %s: not a directory", dir);
 
 	uint64_t d0[NDKEYS], d1[NDKEYS];
 	int have_daemon = daemon_stats(dir, d0);
@@ -1094,18 +923,21 @@ int main(int argc, char **argv)
 	void *mem;
 	int err = posix_memalign(&mem, BLOCK, (s.h + 1) * BLOCK);
 	if (err)
-		die("host memory of %" PRIu64 " pages: %s", s.h, strerror(err));
+		hc_cli_die("host memory of %" PRIu64 " pages: %s", s.h, strerror(err));
 	s.mem = mem;
 	s.bounce = s.mem + s.h * BLOCK;
 	gen.pages = s.w;
-	gen_init(&gen, s.seed);
+	err = hc_gen_init(&gen, s.seed);
+	if (err)
+		hc_cli_die("%s stream of %" PRIu64 " pages: %s", hc_gen_pattern_name(gen.pattern),
+			   s.w, strerror(-err));
 	const char *corrupt = getenv("HEDP_TEST_CORRUPT");
 	if (corrupt)
-		s.corrupt_at = parse_u64("HEDP_TEST_CORRUPT", corrupt);
+		s.corrupt_at = hc_cli_parse_u64("HEDP_TEST_CORRUPT", corrupt);
 
 	uint64_t t0 = hc_now_ns(), prev = t0;
 	for (s.now = 0; s.now < s.accesses; s.now++) {
-		access_page(&s, gen_page(&gen));
+		access_page(&s, (uint32_t)hc_gen_next(&gen));
 		uint64_t t = hc_now_ns();
 		hist_add(&s.lat, t - prev);
 		prev = t;
@@ -1133,12 +965,12 @@ int main(int argc, char **argv)
 	if (csv)
 		write_csv(&r, csv);
 	if (fflush(stdout) || ferror(stdout))
-		die("stdout: %s", strerror(errno));
+		hc_cli_die("stdout: %s", strerror(errno));
 	close(s.gswap.fd);
 	close(s.hswap.fd);
 	free(s.gswap.path);
 	free(s.hswap.path);
-	free(gen.cdf);
+	hc_gen_free(&gen);
 	free(s.vframe);
 	free(s.version);
 	free(s.touched);
