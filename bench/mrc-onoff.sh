@@ -9,6 +9,10 @@
 # (user+system, from /proc: far less sensitive to a noisy machine than wall
 # time) and the curve's event counts.
 # Goal (issue 4): tracking on costs <= 3% of the wall time.
+# BENCH_PERF=1 also samples the daemon with perf (999 Hz) during each run and
+# prints the share of its CPU time spent in cache-fs/mrc.c and dmrc.c, and
+# those seconds against the run's wall time: an upper bound of the tracking's
+# cost that a noisy machine does not blur the way it blurs wall times.
 # Usage (root): bench/mrc-onoff.sh   (HECACHE_BUILDDIR: build tree, default the repo)
 set -uo pipefail
 TOP=$(cd "$(dirname "$0")/.." && pwd)
@@ -39,7 +43,12 @@ one_run() {	# MODE ROUND
 	mkdir -p "$mnt" "$back"
 	b_start_fuse hecache-fs "$mnt" "$out.daemon" "$BUILD/cache-fs/hecache-fs" "$back" "$mnt" -f \
 		-o "cache=$CACHE,mrc=$mode" || b_die "mount: $B_ERR"
-	local pid=$B_LAST_PID
+	local pid=$B_LAST_PID perfpid=
+	if [ "${BENCH_PERF:-0}" = 1 ] && [ "$mode" != off ]; then
+		perf record -q -F 999 -p "$pid" -o "$out.perf" >/dev/null 2>&1 &
+		perfpid=$!
+		B_PIDS+=("$perfpid")
+	fi
 	[ -e "$mnt/vm1" ] || mkdir "$mnt/vm1"
 	[ -e "$mnt/vm1/swap" ] || truncate -s 1G "$mnt/vm1/swap"
 	dev=$(losetup --direct-io=on --find --show "$mnt/vm1/swap") || b_die "losetup failed"
@@ -57,9 +66,30 @@ one_run() {	# MODE ROUND
 	[ "$mode" = off ] || "$BUILD/tools/hectl" -b "$back" --json mrc vm1 >"$out.mrc" 2>&1 || true
 	# utime + stime of the daemon (all its threads), fields 14 and 15
 	CPU[$mode]+="$(awk -v t="$TICKS" '{ printf "%.2f", ($14 + $15) / t }' "/proc/$pid/stat") "
+	if [ -n "$perfpid" ]; then
+		kill -INT "$perfpid"
+		wait "$perfpid" 2>/dev/null
+		b_forget B_PIDS "$perfpid"
+		perf_share "$out.perf" "$(sed -n 's/^swaphog .*seconds=\([0-9.]*\).*/\1/p' "$out.hog" | tail -n 1)" \
+			>>"$W/perf-$mode"
+	fi
 	swapoff "$dev" && b_forget B_SWAPS "$dev"
 	losetup -d "$dev" && b_forget B_LOOPS "$dev"
 	b_stop_fuse "$mnt" "$pid" || b_die "unmount: $B_ERR"
+}
+
+# perf_share PERFDATA WALL_S: "share_of_daemon_cpu mrc_cpu_s share_of_wall"
+perf_share() {
+	perf report -q -i "$1" --no-children --sort srcfile 2>/dev/null | awk -v wall="$2" '
+		{ p = $1; sub("%", "", p); tot += p
+		  if ($2 ~ /(^|\/)(mrc|dmrc)\.c/) m += p }
+		END { printf "%.2f %s\n", m, wall }' >"$1.share"
+	local samples
+	samples=$(perf report -q -i "$1" --stdio --sort pid 2>/dev/null | head -1)
+	# CPU seconds sampled = samples / 999; the share of those in mrc code
+	local n
+	n=$(perf script -i "$1" -F period 2>/dev/null | wc -l)
+	awk -v n="$n" '{ s = $1 / 100 * n / 999; printf "%.2f %.3f %.2f\n", $1, s, $2 ? 100 * s / $2 : 0 }' "$1.share"
 }
 
 for ((r = 1; r <= ROUNDS; r++)); do
@@ -82,6 +112,12 @@ for m in "${MODES[@]}"; do
 		"$(awk -v a="$med" -v b="$base" 'BEGIN { print a / b }')" "$cmed" \
 		"$(awk -v a="$cmed" -v b="$cbase" 'BEGIN { print (b > 0 ? a / b : 0) }')" "${T[$m]}" "${CPU[$m]}"
 done
+if [ "${BENCH_PERF:-0}" = 1 ]; then
+	printf '\nperf: %%daemon-CPU-in-mrc  mrc-CPU-s  %%of-wall (per run)\n'
+	for m in sampled exact; do
+		printf '%-8s %s\n' "$m" "$(tr '\n' ';' <"$W/perf-$m")"
+	done
+fi
 for m in sampled exact; do
 	f=$W/$m-$ROUNDS.mrc
 	[ -s "$f" ] && command -v jq >/dev/null &&

@@ -46,10 +46,7 @@ for p in "${PEERS[@]}"; do
 	[ -n "${DRIVE[$p]:-}" ] || hc_fail "BENCH_VM_PEERS: unknown peer $p"
 done
 
-hv_setup
-hv_build_hog
-hv_init_swaphog >"$HC_SCRATCH/guest.sh"
-hv_initramfs "$HC_SCRATCH/initrd" "$HC_SCRATCH/guest.sh"
+hv_swaphog_initrd
 
 declare -A FILE=()
 for p in "${PEERS[@]}"; do

@@ -737,6 +737,15 @@ static int get_step(struct req *r, uint64_t *step_pages)
 	return 0;
 }
 
+/* The domain's memory size M (0: unknown). */
+static uint64_t domain_memory(struct req *r, struct hc_domain *d)
+{
+	pthread_mutex_lock(&r->c->info.fs->ns_lock);
+	uint64_t mem = d->mem_bytes;
+	pthread_mutex_unlock(&r->c->info.fs->ns_lock);
+	return mem;
+}
+
 /* The domain's curve: n points, step_pages apart, into pts (MAX_POINTS). */
 static int curve(struct req *r, struct hc_domain *d, uint64_t step_pages, uint64_t npts,
 		 double *pts, size_t *n)
@@ -771,9 +780,7 @@ static int op_mrc(struct req *r)
 		goto out;
 	struct hc_mrc_stats st;
 	hc_dmrc_stats(d->mrc, &st);
-	pthread_mutex_lock(&r->c->info.fs->ns_lock);
-	uint64_t mem = d->mem_bytes;
-	pthread_mutex_unlock(&r->c->info.fs->ns_lock);
+	uint64_t mem = domain_memory(r, d);
 	struct json_object *o = r->out, *arr = json_object_new_array();
 	add_str(o, "domain", d->name);
 	add_str(o, "mode", r->c->info.mrc_mode);
@@ -839,9 +846,7 @@ static int op_recommend(struct req *r)
 	size_t k = 0;
 	while (k < n - 1 && pts[k] > target)
 		k++;
-	pthread_mutex_lock(&r->c->info.fs->ns_lock);
-	uint64_t mem = d->mem_bytes;
-	pthread_mutex_unlock(&r->c->info.fs->ns_lock);
+	uint64_t mem = domain_memory(r, d);
 	struct json_object *o = r->out;
 	uint64_t extra = k * step * HC_BLOCK_SIZE, mextra = (n - 1) * step * HC_BLOCK_SIZE;
 	add_str(o, "domain", d->name);

@@ -28,6 +28,7 @@ struct hc_dmrc {
 	pthread_mutex_t lock;
 	struct hc_mrc *mrc;			/* lock (NULL: no curve) */
 	int trace_fd;				/* lock: -1 when no trace runs */
+	int tracing;				/* atomic: trace_fd >= 0, read unlocked */
 	int trace_err;				/* lock: first write error */
 	uint64_t trace_t0;			/* lock: CLOCK_MONOTONIC ns at start */
 	uint64_t trace_records;			/* lock: records written */
@@ -91,7 +92,8 @@ static void trace_flush(struct hc_dmrc *d)
 
 void hc_dmrc_event(struct hc_dmrc *d, unsigned op, uint32_t vol, uint64_t blk, uint64_t n)
 {
-	if (!d || !n)
+	/* With no curve and no trace (-o mrc=off) the request path skips the lock. */
+	if (!d || !n || (!d->mrc && !__atomic_load_n(&d->tracing, __ATOMIC_ACQUIRE)))
 		return;
 	pthread_mutex_lock(&d->lock);
 	if (d->mrc) {
@@ -150,6 +152,7 @@ int hc_dmrc_trace_start(struct hc_dmrc *d, const char *path, const char *domain)
 	d->trace_n = 0;
 	d->trace_t0 = now_ns(CLOCK_MONOTONIC);
 	snprintf(d->trace_path, sizeof(d->trace_path), "%s", path);
+	__atomic_store_n(&d->tracing, 1, __ATOMIC_RELEASE);
 out:
 	pthread_mutex_unlock(&d->lock);
 	return err;
@@ -169,6 +172,7 @@ int hc_dmrc_trace_stop(struct hc_dmrc *d, uint64_t *records, char *path, size_t 
 		d->trace_err = -errno;
 	close(d->trace_fd);
 	d->trace_fd = -1;
+	__atomic_store_n(&d->tracing, 0, __ATOMIC_RELEASE);
 	err = d->trace_err;
 	*records = d->trace_records;
 	snprintf(path, pathlen, "%s", d->trace_path);

@@ -23,6 +23,7 @@
 
 #include "hecache/format.h"
 #include "hindex.h"
+#include "util.h"
 
 #define NIL UINT32_MAX
 
@@ -45,14 +46,6 @@ struct hc_hindex {
 	uint32_t *hb, *pb;		/* lock: buckets by hash, by phys */
 	struct hc_hindex_stats st;	/* lock */
 };
-
-static uint64_t mix(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdull;
-	x ^= x >> 33;
-	return x;
-}
 
 int hc_hindex_create(uint64_t max_entries, struct hc_hindex **out)
 {
@@ -110,11 +103,11 @@ uint64_t hc_hindex_hash(const struct hc_hindex *h, const void *block)
 static void drop(struct hc_hindex *h, uint32_t i)
 {
 	struct ent *e = &h->e[i];
-	uint32_t *p = &h->hb[mix(e->hash) & h->mask];
+	uint32_t *p = &h->hb[hc_mix64(e->hash) & h->mask];
 	while (*p != i)
 		p = &h->e[*p].hnext;
 	*p = e->hnext;
-	p = &h->pb[mix(e->phys) & h->mask];
+	p = &h->pb[hc_mix64(e->phys) & h->mask];
 	while (*p != i)
 		p = &h->e[*p].pnext;
 	*p = e->pnext;
@@ -126,7 +119,7 @@ static void drop(struct hc_hindex *h, uint32_t i)
 
 static uint32_t find_phys(struct hc_hindex *h, uint64_t phys)
 {
-	uint32_t i = h->pb[mix(phys) & h->mask];
+	uint32_t i = h->pb[hc_mix64(phys) & h->mask];
 	while (i != NIL && h->e[i].phys != phys)
 		i = h->e[i].pnext;
 	return i;
@@ -168,7 +161,7 @@ void hc_hindex_insert(struct hc_hindex *h, uint64_t hash, uint32_t dom, uint64_t
 	e->dom = dom;
 	e->used = 1;
 	e->ref = 1;
-	uint64_t hb = mix(hash) & h->mask, pb = mix(phys) & h->mask;
+	uint64_t hb = hc_mix64(hash) & h->mask, pb = hc_mix64(phys) & h->mask;
 	e->hnext = h->hb[hb];
 	h->hb[hb] = i;
 	e->pnext = h->pb[pb];
@@ -182,7 +175,7 @@ size_t hc_hindex_lookup(struct hc_hindex *h, uint64_t hash, uint32_t dom, uint64
 {
 	size_t n = 0;
 	pthread_mutex_lock(&h->lock);
-	for (uint32_t i = h->hb[mix(hash) & h->mask]; i != NIL && n < max; i = h->e[i].hnext) {
+	for (uint32_t i = h->hb[hc_mix64(hash) & h->mask]; i != NIL && n < max; i = h->e[i].hnext) {
 		struct ent *e = &h->e[i];
 		if (e->hash != hash || e->dom != dom)
 			continue;

@@ -37,20 +37,18 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <malloc.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "cli.h"
+#include "gen.h"
 #include "hecache/ctl.h"
 #include "mrc.h"
 #include "util.h"
 
 #define NIL UINT32_MAX
-#define LN2 0.6931471805599453
-
-static const char *prog = "hc-mrc";
 
 static void usage(FILE *f)
 {
@@ -81,42 +79,18 @@ static void usage(FILE *f)
 		"Exit status: 0 ok, 1 bad input or failure, 2 usage error.\n");
 }
 
-static void die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die_usage(const char *fmt, ...)
-{
-	va_list ap;
-	fprintf(stderr, "%s: ", prog);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, " (try '%s --help')\n", prog);
-	exit(2);
-}
-
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...)
-{
-	va_list ap;
-	fprintf(stderr, "%s: ", prog);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(1);
-}
-
 /* After getopt_long returned '?' or ':' (opterr is 0: one line of ours). */
 static void bad_option(const char *cmd, char **argv) __attribute__((noreturn));
 static void bad_option(const char *cmd, char **argv)
 {
-	die_usage("%s: unknown option or missing argument: '%s'", cmd, argv[optind - 1]);
+	hc_cli_die_usage("%s: unknown option or missing argument: '%s'", cmd, argv[optind - 1]);
 }
 
 static void *xcalloc(size_t n, size_t size)
 {
 	void *p = calloc(n ? n : 1, size);
 	if (!p)
-		die("out of memory (%zu x %zu bytes)", n, size);
+		hc_cli_die("out of memory (%zu x %zu bytes)", n, size);
 	return p;
 }
 
@@ -127,88 +101,10 @@ static void touch(void *p, size_t n)
 		((volatile uint8_t *)p)[i] = 0;
 }
 
-static uint64_t parse_u64(const char *opt, const char *s)
-{
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || end == s || *end || *s == '-')
-		die_usage("%s: not a non-negative integer: '%s'", opt, s);
-	return v;
-}
-
-static double parse_double(const char *opt, const char *s)
-{
-	char *end;
-	errno = 0;
-	double v = strtod(s, &end);
-	if (errno || end == s || *end || !(v == v))
-		die_usage("%s: not a number: '%s'", opt, s);
-	return v;
-}
-
-/* --- deterministic randomness and a libm-free pow ----------------------- */
-
-static uint64_t rnd(uint64_t *state)
-{
-	*state += 0x9E3779B97F4A7C15ull;
-	return hc_mix64(*state);
-}
-
-/* Uniform in [0, n). */
-static uint64_t rnd_below(uint64_t *state, uint64_t n)
-{
-	return (uint64_t)(((unsigned __int128)rnd(state) * n) >> 64);
-}
-
-/* Uniform in [0, 1). */
-static double rnd_unit(uint64_t *state)
-{
-	return (double)(rnd(state) >> 11) * 0x1p-53;
-}
-
-/* ln x for normal x > 0 (the tools do not link libm). */
-static double ln_(double x)
-{
-	uint64_t b;
-	memcpy(&b, &x, sizeof(b));
-	int e = (int)((b >> 52) & 0x7ff) - 1023;
-	b = (b & ((1ull << 52) - 1)) | (1023ull << 52);
-	double m;
-	memcpy(&m, &b, sizeof(m));	/* [1, 2) */
-	if (m > 1.4142135623730951) {
-		m /= 2;
-		e++;
-	}
-	double s = (m - 1) / (m + 1), s2 = s * s, term = s, sum = 0;
-	for (int k = 1; k < 40; k += 2) {
-		sum += term / k;
-		term *= s2;
-	}
-	return e * LN2 + 2 * sum;
-}
-
-/* e^y for |y| < 700. */
-static double exp_(double y)
-{
-	long k = (long)(y / LN2 + (y >= 0 ? 0.5 : -0.5));
-	double r = y - (double)k * LN2, sum = 1, term = 1;
-	for (int i = 1; i < 25; i++) {
-		term *= r / i;
-		sum += term;
-	}
-	uint64_t b = (uint64_t)(k + 1023) << 52;
-	double p2;
-	memcpy(&p2, &b, sizeof(p2));
-	return sum * p2;
-}
-
 /* --- access streams and the simulated guest ----------------------------- */
 
-enum pattern { PAT_NONE, PAT_UNIFORM, PAT_ZIPF, PAT_SCANHOT };
-
 struct gen_opts {
-	enum pattern pattern;
+	enum hc_gen_pattern pattern;
 	uint64_t pages, guest, accesses, seed;
 	double theta, hot_frac, hot_prob;
 	int evict_first;
@@ -216,10 +112,7 @@ struct gen_opts {
 
 struct sim {
 	struct gen_opts o;
-	uint64_t rng;
-	double *cdf;		/* zipf: P(rank <= i + 1); page = rank - 1 */
-	uint64_t hot;		/* scanhot: pages [0, hot) are hot */
-	uint64_t scan;		/* scanhot: next scan page is hot + scan */
+	struct hc_gen gen;	/* the access stream */
 	/* the guest: exact LRU of o.guest pages, a list indexed by page */
 	uint32_t *prev, *next;
 	uint8_t *resident;
@@ -239,25 +132,16 @@ static void sim_init(struct sim *s, const struct gen_opts *o)
 {
 	memset(s, 0, sizeof(*s));
 	s->o = *o;
-	s->rng = o->seed;
 	uint64_t w = o->pages;
-	if (o->pattern == PAT_ZIPF) {
-		s->cdf = xcalloc(w, sizeof(*s->cdf));
-		double sum = 0;
-		for (uint64_t i = 0; i < w; i++) {
-			sum += exp_(-o->theta * ln_((double)(i + 1)));
-			s->cdf[i] = sum;
-		}
-		for (uint64_t i = 0; i < w; i++)
-			s->cdf[i] /= sum;
-		s->cdf[w - 1] = 1.0;
-	} else if (o->pattern == PAT_SCANHOT) {
-		s->hot = (uint64_t)(o->hot_frac * (double)w + 0.5);
-		if (s->hot < 1)
-			s->hot = 1;
-		if (s->hot >= w)
-			s->hot = w - 1;
-	}
+	s->gen.pattern = o->pattern;
+	s->gen.pages = w;
+	s->gen.theta = o->theta;
+	s->gen.hot_frac = o->hot_frac;
+	s->gen.hot_prob = o->hot_prob;
+	int err = hc_gen_init(&s->gen, o->seed);
+	if (err)
+		hc_cli_die("%s stream of %" PRIu64 " pages: %s", hc_gen_pattern_name(o->pattern), w,
+			   strerror(-err));
 	s->prev = xcalloc(w, sizeof(*s->prev));
 	s->next = xcalloc(w, sizeof(*s->next));
 	s->resident = xcalloc(w, 1);
@@ -270,38 +154,10 @@ static void sim_init(struct sim *s, const struct gen_opts *o)
 
 static void sim_free(struct sim *s)
 {
-	free(s->cdf);
+	hc_gen_free(&s->gen);
 	free(s->prev);
 	free(s->next);
 	free(s->resident);
-}
-
-static uint64_t sim_page(struct sim *s)
-{
-	switch (s->o.pattern) {
-	case PAT_ZIPF: {
-		double u = rnd_unit(&s->rng);
-		uint64_t lo = 0, hi = s->o.pages - 1;	/* first i with cdf[i] > u */
-		while (lo < hi) {
-			uint64_t mid = lo + (hi - lo) / 2;
-			if (s->cdf[mid] > u)
-				hi = mid;
-			else
-				lo = mid + 1;
-		}
-		return lo;
-	}
-	case PAT_SCANHOT:
-		if (rnd_unit(&s->rng) < s->o.hot_prob)
-			return rnd_below(&s->rng, s->hot);
-		else {
-			uint64_t p = s->hot + s->scan;
-			s->scan = (s->scan + 1) % (s->o.pages - s->hot);
-			return p;
-		}
-	default:
-		return rnd_below(&s->rng, s->o.pages);
-	}
 }
 
 static void lru_unlink(struct sim *s, uint32_t p)
@@ -331,7 +187,7 @@ static void lru_push(struct sim *s, uint32_t p)
 static void sim_step(struct sim *s, const struct sink *k)
 {
 	uint64_t t = s->t++;
-	uint32_t p = (uint32_t)sim_page(s);
+	uint32_t p = (uint32_t)hc_gen_next(&s->gen);
 	if (k->access)
 		k->access(k->ctx, t, p);
 	if (s->resident[p]) {
@@ -358,11 +214,6 @@ static void sim_step(struct sim *s, const struct sink *k)
 	s->size++;
 }
 
-static const char *pattern_name(enum pattern p)
-{
-	return p == PAT_ZIPF ? "zipf" : p == PAT_SCANHOT ? "scanhot" : "uniform";
-}
-
 enum {
 	OPT_PATTERN = 256, OPT_PAGES, OPT_GUEST, OPT_ACCESSES, OPT_SEED, OPT_THETA,
 	OPT_HOT_FRAC, OPT_HOT_PROB, OPT_EVICT_FIRST, OPT_MODE, OPT_RATE, OPT_SAMPLE_MAX, OPT_ADJUST,
@@ -385,9 +236,10 @@ static void gen_defaults(struct gen_opts *o)
 {
 	memset(o, 0, sizeof(*o));
 	o->seed = 1;
-	o->theta = 0.99;
-	o->hot_frac = 0.1;
-	o->hot_prob = 0.5;
+	o->pattern = HC_GEN_NONE;
+	o->theta = HC_GEN_ZIPF_THETA;
+	o->hot_frac = HC_GEN_HOT_FRAC;
+	o->hot_prob = HC_GEN_HOT_PROB;
 }
 
 /* Returns 1 if c was a generator option. */
@@ -395,35 +247,29 @@ static int gen_option(struct gen_opts *o, int c, const char *arg)
 {
 	switch (c) {
 	case OPT_PATTERN:
-		if (!strcmp(arg, "uniform"))
-			o->pattern = PAT_UNIFORM;
-		else if (!strcmp(arg, "zipf"))
-			o->pattern = PAT_ZIPF;
-		else if (!strcmp(arg, "scanhot"))
-			o->pattern = PAT_SCANHOT;
-		else
-			die_usage("--pattern: uniform, zipf or scanhot, not '%s'", arg);
+		if (hc_gen_pattern_parse(arg, &o->pattern))
+			hc_cli_die_usage("--pattern: uniform, zipf or scanhot, not '%s'", arg);
 		return 1;
 	case OPT_PAGES:
-		o->pages = parse_u64("--pages", arg);
+		o->pages = hc_cli_parse_u64("--pages", arg);
 		return 1;
 	case OPT_GUEST:
-		o->guest = parse_u64("--guest", arg);
+		o->guest = hc_cli_parse_u64("--guest", arg);
 		return 1;
 	case OPT_ACCESSES:
-		o->accesses = parse_u64("--accesses", arg);
+		o->accesses = hc_cli_parse_u64("--accesses", arg);
 		return 1;
 	case OPT_SEED:
-		o->seed = parse_u64("--seed", arg);
+		o->seed = hc_cli_parse_u64("--seed", arg);
 		return 1;
 	case OPT_THETA:
-		o->theta = parse_double("--zipf-theta", arg);
+		o->theta = hc_cli_parse_double("--zipf-theta", arg);
 		return 1;
 	case OPT_HOT_FRAC:
-		o->hot_frac = parse_double("--hot-frac", arg);
+		o->hot_frac = hc_cli_parse_double("--hot-frac", arg);
 		return 1;
 	case OPT_HOT_PROB:
-		o->hot_prob = parse_double("--hot-prob", arg);
+		o->hot_prob = hc_cli_parse_double("--hot-prob", arg);
 		return 1;
 	case OPT_EVICT_FIRST:
 		o->evict_first = 1;
@@ -434,20 +280,20 @@ static int gen_option(struct gen_opts *o, int c, const char *arg)
 
 static void gen_check(const struct gen_opts *o)
 {
-	if (o->pattern == PAT_NONE)
-		die_usage("--pattern is required");
+	if (o->pattern == HC_GEN_NONE)
+		hc_cli_die_usage("--pattern is required");
 	if (!o->pages || !o->guest || !o->accesses)
-		die_usage("--pages, --guest and --accesses are required and positive");
+		hc_cli_die_usage("--pages, --guest and --accesses are required and positive");
 	if (o->guest >= o->pages)
-		die_usage("--guest (%" PRIu64 ") must be smaller than --pages (%" PRIu64 ")",
-			  o->guest, o->pages);
+		hc_cli_die_usage("--guest (%" PRIu64 ") must be smaller than --pages (%" PRIu64 ")",
+				 o->guest, o->pages);
 	if (o->pages > UINT32_MAX - 1 || o->accesses > UINT32_MAX - 1)
-		die_usage("--pages and --accesses must be below 2^32 - 1");
-	if (o->pattern == PAT_ZIPF && !(o->theta > 0 && o->theta <= 10))
-		die_usage("--zipf-theta must be in (0, 10]");
-	if (o->pattern == PAT_SCANHOT &&
+		hc_cli_die_usage("--pages and --accesses must be below 2^32 - 1");
+	if (o->pattern == HC_GEN_ZIPF && !(o->theta > 0 && o->theta <= 10))
+		hc_cli_die_usage("--zipf-theta must be in (0, 10]");
+	if (o->pattern == HC_GEN_SCANHOT &&
 	    (!(o->hot_frac > 0 && o->hot_frac < 1) || !(o->hot_prob >= 0 && o->hot_prob <= 1)))
-		die_usage("--hot-frac must be in (0, 1), --hot-prob in [0, 1]");
+		hc_cli_die_usage("--hot-frac must be in (0, 1), --hot-prob in [0, 1]");
 }
 
 /* --- trace files -------------------------------------------------------- */
@@ -465,7 +311,7 @@ struct trace_writer {
 static void tw_flush(struct trace_writer *w)
 {
 	if (w->n && fwrite(w->buf, sizeof(w->buf[0]), w->n, w->f) != w->n)
-		die("%s: write: %s", w->path, strerror(errno));
+		hc_cli_die("%s: write: %s", w->path, strerror(errno));
 	w->n = 0;
 }
 
@@ -496,23 +342,23 @@ static void trace_open(struct trace *t, const char *path)
 	t->path = path;
 	t->f = fopen(path, "rb");
 	if (!t->f)
-		die("%s: %s", path, strerror(errno));
+		hc_cli_die("%s: %s", path, strerror(errno));
 	size_t got = fread(&h, 1, sizeof(h), t->f);
 	if (ferror(t->f))
-		die("%s: offset 0: read: %s", path, strerror(errno));
+		hc_cli_die("%s: offset 0: read: %s", path, strerror(errno));
 	if (got < sizeof(h.magic) || memcmp(h.magic, HC_TRACE_MAGIC, sizeof(h.magic)))
-		die("%s: offset 0: bad magic (not an hecache trace)", path);
+		hc_cli_die("%s: offset 0: bad magic (not an hecache trace)", path);
 	if (got < sizeof(h))
-		die("%s: offset %zu: truncated header (%zu of %zu bytes)", path, got, got,
-		    sizeof(h));
+		hc_cli_die("%s: offset %zu: truncated header (%zu of %zu bytes)", path, got, got,
+			   sizeof(h));
 	if (le32toh(h.version) != HC_TRACE_VERSION)
-		die("%s: offset 8: unsupported version %" PRIu32 " (expected %d)", path,
-		    le32toh(h.version), HC_TRACE_VERSION);
+		hc_cli_die("%s: offset 8: unsupported version %" PRIu32 " (expected %d)", path,
+			   le32toh(h.version), HC_TRACE_VERSION);
 	if (le32toh(h.record_size) != sizeof(struct hc_trace_rec))
-		die("%s: offset 12: record size %" PRIu32 " (expected %zu)", path,
-		    le32toh(h.record_size), sizeof(struct hc_trace_rec));
+		hc_cli_die("%s: offset 12: record size %" PRIu32 " (expected %zu)", path,
+			   le32toh(h.record_size), sizeof(struct hc_trace_rec));
 	if (!memchr(h.domain, 0, sizeof(h.domain)))
-		die("%s: offset 24: domain name not NUL-terminated", path);
+		hc_cli_die("%s: offset 24: domain name not NUL-terminated", path);
 	memcpy(t->domain, h.domain, sizeof(t->domain));
 	t->start_ns = le64toh(h.start_ns);
 	t->off = sizeof(h);
@@ -521,7 +367,7 @@ static void trace_open(struct trace *t, const char *path)
 static void trace_rewind(struct trace *t)
 {
 	if (fseek(t->f, sizeof(struct hc_trace_header), SEEK_SET))
-		die("%s: seek: %s", t->path, strerror(errno));
+		hc_cli_die("%s: seek: %s", t->path, strerror(errno));
 	t->off = sizeof(struct hc_trace_header);
 	t->n = t->i = 0;
 }
@@ -534,20 +380,21 @@ static int trace_next(struct trace *t, uint32_t *op, uint64_t *key)
 		t->i = 0;
 		size_t got = fread(t->buf, 1, sizeof(t->buf), t->f);
 		if (ferror(t->f))
-			die("%s: offset %" PRIu64 ": read: %s", t->path, t->off, strerror(errno));
+			hc_cli_die("%s: offset %" PRIu64 ": read: %s", t->path, t->off,
+				   strerror(errno));
 		t->n = got / sizeof(t->buf[0]);
 		if (got % sizeof(t->buf[0]) && feof(t->f))
-			die("%s: offset %" PRIu64 ": truncated record (%zu of %zu bytes)", t->path,
-			    t->off + t->n * sizeof(t->buf[0]), got % sizeof(t->buf[0]),
-			    sizeof(t->buf[0]));
+			hc_cli_die("%s: offset %" PRIu64 ": truncated record (%zu of %zu bytes)",
+				   t->path, t->off + t->n * sizeof(t->buf[0]),
+				   got % sizeof(t->buf[0]), sizeof(t->buf[0]));
 		if (!t->n)
 			return 0;
 	}
 	const struct hc_trace_rec *r = &t->buf[t->i++];
 	*op = le32toh(r->op);
 	if (*op != HC_TRACE_EVICT && *op != HC_TRACE_MISS)
-		die("%s: offset %" PRIu64 ": bad record op %" PRIu32, t->path,
-		    t->off + (t->i - 1) * sizeof(t->buf[0]) + 8, *op);
+		hc_cli_die("%s: offset %" PRIu64 ": bad record op %" PRIu32, t->path,
+			   t->off + (t->i - 1) * sizeof(t->buf[0]) + 8, *op);
 	*key = HC_MRC_KEY(le32toh(r->vol), le64toh(r->block));
 	return 1;
 }
@@ -654,9 +501,9 @@ static struct hc_mrc *mrc_new(int sampled, double rate, uint64_t sample_max, uin
 	struct hc_mrc *m;
 	int rc = hc_mrc_create(&cfg, &m);
 	if (rc)
-		die("hc_mrc_create (sampled %d, rate %g, sample_max %" PRIu64
-		    ", max_tracked %" PRIu64 "): %s",
-		    sampled, rate, sample_max, max_tracked, strerror(-rc));
+		hc_cli_die("hc_mrc_create (sampled %d, rate %g, sample_max %" PRIu64
+			   ", max_tracked %" PRIu64 "): %s",
+			   sampled, rate, sample_max, max_tracked, strerror(-rc));
 	return m;
 }
 
@@ -675,8 +522,8 @@ static size_t mrc_points(const struct hc_mrc *m, uint64_t step, uint64_t max, do
 	*out = xcalloc(n, sizeof(**out));
 	size_t got = hc_mrc_curve(m, step, n, *out);
 	if (got != n)
-		die("hc_mrc_curve: %zu points of %zu (step %" PRIu64 ", max %" PRIu64 ")", got, n,
-		    step, max);
+		hc_cli_die("hc_mrc_curve: %zu points of %zu (step %" PRIu64 ", max %" PRIu64 ")",
+			   got, n, step, max);
 	return n;
 }
 
@@ -724,16 +571,16 @@ static int cmd_gen(int argc, char **argv)
 			bad_option("gen", argv);
 	}
 	if (optind != argc)
-		die_usage("gen: unexpected argument '%s'", argv[optind]);
+		hc_cli_die_usage("gen: unexpected argument '%s'", argv[optind]);
 	gen_check(&o);
 	if (!out)
-		die_usage("gen: -o TRACE is required");
+		hc_cli_die_usage("gen: -o TRACE is required");
 
 	static struct trace_writer w;
 	w.path = out;
 	w.f = fopen(out, "wb");
 	if (!w.f)
-		die("%s: %s", out, strerror(errno));
+		hc_cli_die("%s: %s", out, strerror(errno));
 	struct hc_trace_header h;
 	memset(&h, 0, sizeof(h));
 	memcpy(h.magic, HC_TRACE_MAGIC, sizeof(h.magic));
@@ -742,7 +589,7 @@ static int cmd_gen(int argc, char **argv)
 	h.start_ns = htole64(0);
 	strcpy(h.domain, "synthetic");
 	if (fwrite(&h, sizeof(h), 1, w.f) != 1)
-		die("%s: write: %s", out, strerror(errno));
+		hc_cli_die("%s: write: %s", out, strerror(errno));
 
 	struct sim s;
 	struct sink k = { .event = tw_event, .ctx = &w };
@@ -751,11 +598,11 @@ static int cmd_gen(int argc, char **argv)
 		sim_step(&s, &k);
 	tw_flush(&w);
 	if (fclose(w.f))
-		die("%s: write: %s", out, strerror(errno));
+		hc_cli_die("%s: write: %s", out, strerror(errno));
 	printf("gen pattern=%s pages=%" PRIu64 " guest=%" PRIu64 " accesses=%" PRIu64
 	       " seed=%" PRIu64 " misses=%" PRIu64 " evictions=%" PRIu64 " records=%" PRIu64
 	       " miss_ratio=%.6f order=%s\n",
-	       pattern_name(o.pattern), o.pages, o.guest, o.accesses, o.seed, s.misses,
+	       hc_gen_pattern_name(o.pattern), o.pages, o.guest, o.accesses, o.seed, s.misses,
 	       s.evictions, w.records, (double)s.misses / (double)o.accesses,
 	       o.evict_first ? "evict-first" : "miss-first");
 	sim_free(&s);
@@ -788,23 +635,23 @@ static int curve_args(int argc, char **argv, const char *cmd, struct curve_opts 
 		switch (c) {
 		case OPT_MODE:
 			if (compare)
-				die_usage("compare: --mode is not an option (exact vs shards)");
+				hc_cli_die_usage("compare: --mode is not an option (exact vs shards)");
 			if (!strcmp(optarg, "exact"))
 				co->sampled = 0;
 			else if (!strcmp(optarg, "shards"))
 				co->sampled = 1;
 			else
-				die_usage("--mode: exact or shards, not '%s'", optarg);
+				hc_cli_die_usage("--mode: exact or shards, not '%s'", optarg);
 			break;
 		case OPT_RATE:
-			co->rate = parse_double("--rate", optarg);
+			co->rate = hc_cli_parse_double("--rate", optarg);
 			if (!(co->rate > 0 && co->rate <= 1))
-				die_usage("--rate must be in (0, 1]");
+				hc_cli_die_usage("--rate must be in (0, 1]");
 			break;
 		case OPT_SAMPLE_MAX:
-			co->sample_max = parse_u64("--sample-max", optarg);
+			co->sample_max = hc_cli_parse_u64("--sample-max", optarg);
 			if (co->sample_max && co->sample_max < 64)
-				die_usage("--sample-max must be 0 or at least 64");
+				hc_cli_die_usage("--sample-max must be 0 or at least 64");
 			break;
 		case OPT_ADJUST:
 			if (!strcmp(optarg, "scale"))
@@ -812,27 +659,27 @@ static int curve_args(int argc, char **argv, const char *cmd, struct curve_opts 
 			else if (!strcmp(optarg, "first"))
 				adjust = HC_MRC_ADJ_FIRST;
 			else
-				die_usage("--adjust: scale or first, not '%s'", optarg);
+				hc_cli_die_usage("--adjust: scale or first, not '%s'", optarg);
 			break;
 		case OPT_SALT:
 			if (!compare)
-				die_usage("%s: --salt is a compare option", cmd);
-			co->salt = parse_u64("--salt", optarg);
+				hc_cli_die_usage("%s: --salt is a compare option", cmd);
+			co->salt = hc_cli_parse_u64("--salt", optarg);
 			break;
 		case OPT_SAMPLES:
 			if (!compare)
-				die_usage("%s: --samples is a compare option", cmd);
-			co->samples = parse_u64("--samples", optarg);
+				hc_cli_die_usage("%s: --samples is a compare option", cmd);
+			co->samples = hc_cli_parse_u64("--samples", optarg);
 			if (!co->samples || co->samples > 64)
-				die_usage("--samples must be in 1..64");
+				hc_cli_die_usage("--samples must be in 1..64");
 			break;
 		case OPT_STEP:
-			co->step = parse_u64("--step", optarg);
+			co->step = hc_cli_parse_u64("--step", optarg);
 			if (!co->step)
-				die_usage("--step must be positive");
+				hc_cli_die_usage("--step must be positive");
 			break;
 		case OPT_MAX:
-			co->max = parse_u64("--max", optarg);
+			co->max = hc_cli_parse_u64("--max", optarg);
 			break;
 		case OPT_CSV:
 			co->csv = 1;
@@ -845,11 +692,11 @@ static int curve_args(int argc, char **argv, const char *cmd, struct curve_opts 
 		}
 	}
 	if (optind + 1 != argc)
-		die_usage("%s: exactly one TRACE expected", cmd);
+		hc_cli_die_usage("%s: exactly one TRACE expected", cmd);
 	if (co->rate == 0)
 		co->rate = co->sampled ? 0.01 : 1;
 	if (!co->sampled && (co->sample_max || co->rate != 1))
-		die_usage("%s: --rate and --sample-max need --mode shards", cmd);
+		hc_cli_die_usage("%s: --rate and --sample-max need --mode shards", cmd);
 	*path = argv[optind];
 	return 0;
 }
@@ -1109,12 +956,12 @@ static int cmd_lru(int argc, char **argv)
 			continue;
 		switch (c) {
 		case OPT_STEP:
-			step = parse_u64("--step", optarg);
+			step = hc_cli_parse_u64("--step", optarg);
 			if (!step)
-				die_usage("--step must be positive");
+				hc_cli_die_usage("--step must be positive");
 			break;
 		case OPT_MAX:
-			max = parse_u64("--max", optarg);
+			max = hc_cli_parse_u64("--max", optarg);
 			break;
 		case OPT_CSV:
 			csv = 1;
@@ -1127,7 +974,7 @@ static int cmd_lru(int argc, char **argv)
 		}
 	}
 	if (optind != argc)
-		die_usage("lru: unexpected argument '%s'", argv[optind]);
+		hc_cli_die_usage("lru: unexpected argument '%s'", argv[optind]);
 	gen_check(&o);
 	uint64_t w = o.pages, g = o.guest;
 	if (!max || max > w - g)
@@ -1151,9 +998,9 @@ static int cmd_lru(int argc, char **argv)
 	for (uint64_t d = w; d-- > 0;)
 		tail[d] = tail[d + 1] + mt.hist[d + 1];
 	if (mt.cold + tail[g] != s.misses)
-		die("lru: the simulated guest missed %" PRIu64 " times, Mattson says %" PRIu64
-		    " at %" PRIu64 " pages",
-		    s.misses, mt.cold + tail[g], g);
+		hc_cli_die("lru: the simulated guest missed %" PRIu64
+			   " times, Mattson says %" PRIu64 " at %" PRIu64 " pages",
+			   s.misses, mt.cold + tail[g], g);
 
 	/* the eviction-stack curve at every c in [0, max] */
 	double *pts;
@@ -1180,7 +1027,7 @@ static int cmd_lru(int argc, char **argv)
 	fprintf(info,
 		"# lru %s: %" PRIu64 " pages, guest %" PRIu64 ", %" PRIu64
 		" accesses, %" PRIu64 " misses (%" PRIu64 " cold), order %s\n",
-		pattern_name(o.pattern), w, g, o.accesses, s.misses, mt.cold,
+		hc_gen_pattern_name(o.pattern), w, g, o.accesses, s.misses, mt.cold,
 		o.evict_first ? "evict-first" : "miss-first");
 	print_stats(info, "eviction stack", b.m);
 	if (csv)
@@ -1198,7 +1045,8 @@ static int cmd_lru(int argc, char **argv)
 	fprintf(info,
 		"lru pattern=%s points=%zu max_abs_diff_misses=%.0f at=%" PRIu64
 		" max_abs_diff_ratio=%.9f shifted_max_abs_diff_misses=%.0f at=%" PRIu64 "\n",
-		pattern_name(o.pattern), n, worst, worst_c, worst / na, worst_shift, worst_cs);
+		hc_gen_pattern_name(o.pattern), n, worst, worst_c, worst / na, worst_shift,
+		worst_cs);
 	free(pts);
 	free(tail);
 	hc_mrc_destroy(b.m);
@@ -1290,40 +1138,40 @@ static int cmd_bench(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (c) {
 		case OPT_TRACKED:
-			tracked = parse_u64("--tracked", optarg);
+			tracked = hc_cli_parse_u64("--tracked", optarg);
 			break;
 		case OPT_EVENTS:
-			events = parse_u64("--events", optarg);
+			events = hc_cli_parse_u64("--events", optarg);
 			break;
 		case OPT_SAMPLE_MAX:
-			sample_max = parse_u64("--sample-max", optarg);
+			sample_max = hc_cli_parse_u64("--sample-max", optarg);
 			if (sample_max < 64)
-				die_usage("--sample-max must be at least 64");
+				hc_cli_die_usage("--sample-max must be at least 64");
 			break;
 		case OPT_RATE:
-			rate = parse_double("--rate", optarg);
+			rate = hc_cli_parse_double("--rate", optarg);
 			if (!(rate > 0 && rate <= 1))
-				die_usage("--rate must be in (0, 1]");
+				hc_cli_die_usage("--rate must be in (0, 1]");
 			break;
 		case OPT_SEED:
-			seed = parse_u64("--seed", optarg);
+			seed = hc_cli_parse_u64("--seed", optarg);
 			break;
 		case OPT_FOOTPRINTS: {
 			char *dup = strdup(optarg), *save = NULL, *tok;
 			if (!dup)
-				die("out of memory");
+				hc_cli_die("out of memory");
 			nfp = 0;
 			for (tok = strtok_r(dup, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 				if (nfp == sizeof(fp) / sizeof(fp[0]))
-					die_usage("--footprints: at most 16");
-				fp[nfp] = parse_u64("--footprints", tok);
+					hc_cli_die_usage("--footprints: at most 16");
+				fp[nfp] = hc_cli_parse_u64("--footprints", tok);
 				if (fp[nfp] < 8)
-					die_usage("--footprints: at least 8 pages each");
+					hc_cli_die_usage("--footprints: at least 8 pages each");
 				nfp++;
 			}
 			free(dup);
 			if (!nfp)
-				die_usage("--footprints: a comma-separated list of page counts");
+				hc_cli_die_usage("--footprints: a comma-separated list of page counts");
 			break;
 		}
 		case OPT_HELP:
@@ -1334,9 +1182,9 @@ static int cmd_bench(int argc, char **argv)
 		}
 	}
 	if (optind != argc)
-		die_usage("bench: unexpected argument '%s'", argv[optind]);
+		hc_cli_die_usage("bench: unexpected argument '%s'", argv[optind]);
 	if (tracked < 8 || !events)
-		die_usage("bench: --tracked at least 8, --events positive");
+		hc_cli_die_usage("bench: --tracked at least 8, --events positive");
 	/*
 	 * A fixed mmap threshold: every large array is a fresh mapping, so the
 	 * RSS growth shows what the estimator touches (a dynamic threshold
@@ -1354,7 +1202,7 @@ static int cmd_bench(int argc, char **argv)
 	 */
 	struct gen_opts o;
 	gen_defaults(&o);
-	o.pattern = PAT_UNIFORM;
+	o.pattern = HC_GEN_UNIFORM;
 	o.seed = seed;
 	o.pages = tracked * 4 / 3;
 	o.guest = o.pages / 4;
@@ -1416,8 +1264,9 @@ static int cmd_bench(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+	hc_cli_init("hc-mrc");
 	if (argc < 2)
-		die_usage("a command is required: gen, curve, compare, lru or bench");
+		hc_cli_die_usage("a command is required: gen, curve, compare, lru or bench");
 	const char *cmd = argv[1];
 	if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
 		usage(stdout);
@@ -1437,5 +1286,5 @@ int main(int argc, char **argv)
 			return cmds[i].fn(argc - 1, argv + 1);
 		}
 	}
-	die_usage("unknown command '%s'", cmd);
+	hc_cli_die_usage("unknown command '%s'", cmd);
 }

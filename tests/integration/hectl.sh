@@ -265,6 +265,29 @@ n=$(jq .records "$OUT")
 	hc_fail "trace file: $(stat -c %s "$HC_SCRATCH/t1.trace") bytes, expected 256 + 24 * $n"
 [ "$(head -c 8 "$HC_SCRATCH/t1.trace")" = HCTRACE1 ] || hc_fail "trace file: no HCTRACE1 magic"
 
+# The offline tool on the daemon's trace gives the daemon's own curve: reset,
+# trace a write-then-read workload over two volumes, compare point by point.
+if [ -x "$HC_TOOLS/hc-mrc" ]; then
+	ok mrc-reset vm1
+	ok volume create vm1/t2 16M
+	ok trace vm1 start "$HC_SCRATCH/t2.trace"
+	dd if=/dev/urandom of="$MNT/vm1/t2" bs=64k count=200 oflag=direct conv=notrunc status=none
+	dd if=/dev/urandom of="$MNT/vm1/disk" bs=64k count=100 oflag=direct conv=notrunc status=none
+	dd if="$MNT/vm1/t2" of=/dev/null bs=4k count=1500 iflag=direct status=none
+	ok trace vm1 stop
+	ok --json mrc vm1 --step 1M --points 16
+	jq -r '.curve[] | "\(.extra_bytes / 4096),\(.misses)"' "$OUT" >"$HC_SCRATCH/daemon.csv"
+	"$HC_TOOLS/hc-mrc" curve "$HC_SCRATCH/t2.trace" --step 256 --max 3840 --csv 2>/dev/null |
+		awk -F, 'NR > 1 { printf "%d,%g\n", $1, $2 }' >"$HC_SCRATCH/offline.csv"
+	awk -F, '{ printf "%d,%g\n", $1, $2 }' "$HC_SCRATCH/daemon.csv" >"$HC_SCRATCH/daemon2.csv"
+	cmp -s "$HC_SCRATCH/daemon2.csv" "$HC_SCRATCH/offline.csv" || {
+		paste -d' ' "$HC_SCRATCH/daemon2.csv" "$HC_SCRATCH/offline.csv" >&2
+		hc_fail "hc-mrc curve of the daemon's trace differs from hectl mrc"
+	}
+	[ "$(wc -l <"$HC_SCRATCH/offline.csv")" = 16 ] || hc_fail "offline curve: not 16 points"
+	ok volume delete vm1/t2
+fi
+
 # --- cache resize, fsck while mounted --------------------------------------------------------------
 run 1 -b "$BACK" cache resize 128M
 grep_in "$ERR" '^hectl: EINVAL: .*pool' "cache resize past the pool"

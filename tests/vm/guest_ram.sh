@@ -31,10 +31,7 @@ CG_LIMIT=${HC_VM_RAM_CGROUP:-160M}
 RA_KB=${HC_VM_RAM_READAHEAD_KB:-}
 
 [ "$(hc_cgroup_version)" != 0 ] || hc_skip "no memory cgroup controller (v1 or v2)"
-hv_setup
-hv_build_hog
-hv_init_swaphog >"$HC_SCRATCH/guest.sh"
-hv_initramfs "$HC_SCRATCH/initrd" "$HC_SCRATCH/guest.sh"
+hv_swaphog_initrd
 
 BACK=$HC_SCRATCH/backing
 MNT=$HC_SCRATCH/mnt

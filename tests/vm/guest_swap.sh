@@ -25,10 +25,7 @@ PASSES=${HC_VM_PASSES:-3}
 read -r -a CACHES <<<"${HC_VM_CACHES:-none writeback discard}"
 FS_CACHE=${HC_VM_FS_CACHE:-256M}
 
-hv_setup
-hv_build_hog
-hv_init_swaphog >"$HC_SCRATCH/guest.sh"
-hv_initramfs "$HC_SCRATCH/initrd" "$HC_SCRATCH/guest.sh"
+hv_swaphog_initrd
 
 BACK=$HC_SCRATCH/backing
 MNT=$HC_SCRATCH/mnt

@@ -6,6 +6,7 @@
 #   hv_build_hog    tools/hc-swaphog linked static, for the guest
 #   hv_initramfs    a busybox initramfs whose /init is hv_init_prologue
 #                   followed by a guest script the scenario gives
+#   hv_swaphog_initrd  the three above for the swapping-hog guest
 #   hv_boot         one QEMU run (TCG) under timeout, serial console in a
 #                   log; succeeds only when the guest printed "HCVM PASS"
 #   hv_stat         one counter of a domain from `hectl --json stats`
@@ -159,6 +160,15 @@ hv_initramfs() {
 	chmod 755 "$d/init"
 	(cd "$d" && find . | cpio -o -H newc --quiet) >"$out" || hc_fail "cpio of $d failed"
 	rm -rf "$d"
+}
+
+# hv_swaphog_initrd: set-up, the static hog and $HC_SCRATCH/initrd whose
+# guest swaps on /dev/vdb and runs the hog (hv_init_swaphog).
+hv_swaphog_initrd() {
+	hv_setup
+	hv_build_hog
+	hv_init_swaphog >"$HC_SCRATCH/guest.sh"
+	hv_initramfs "$HC_SCRATCH/initrd" "$HC_SCRATCH/guest.sh"
 }
 
 # hv_boot NAME INITRD KERNEL_ARGS [QEMU ARGS...]: boots the guest (TCG, one
