@@ -481,12 +481,12 @@ void hc_rc_note_home(struct hc_fs *fs, struct hc_volume *v, uint64_t blk, const 
 enum { K_NONE, K_ZERO, K_SHARED, K_HOME, K_OVF };
 
 /*
- * Tries to share candidate c for data (block b of v, rlock of v held):
- * compares the bytes under the owner's rlock, makes them durable, sets the
- * entry.  1 shared, 0 not, -errno.
+ * Tries to share candidate c for data (block b of v, in the run [b0, b0+n)
+ * being stored, rlock of v held): compares the bytes under the owner's
+ * rlock, makes them durable, sets the entry.  1 shared, 0 not, -errno.
  */
-static int try_share(struct hc_fs *fs, struct hc_volume *v, uint64_t b, const void *data,
-		     uint64_t c, void *cbuf, const struct hc_phys *cur, int has)
+static int try_share(struct hc_fs *fs, struct hc_volume *v, uint64_t b, uint64_t b0, unsigned n,
+		     const void *data, uint64_t c, void *cbuf, const struct hc_phys *cur, int has)
 {
 	struct hc_phys p = { .file = (uint32_t)(c >> HC_PHYS_BLOCK_BITS),
 			     .block = c & HC_PHYS_BLOCK_MAX };
@@ -495,8 +495,13 @@ static int try_share(struct hc_fs *fs, struct hc_volume *v, uint64_t b, const vo
 	struct hc_volume *x;
 	if (p.file == v->vid) {
 		x = v;
-		if (p.block == b)
-			return 0;	/* own home block: map_set refuses it */
+		/*
+		 * Not a home block of this run: the run may overwrite it in
+		 * place after its count was read as 0 (I3), or copy it on
+		 * write for nothing.
+		 */
+		if (p.block >= b0 && p.block - b0 < n)
+			return 0;
 	} else {
 		pthread_mutex_lock(&fs->vid_lock);
 		x = p.file < fs->nbyvid ? fs->byvid[p.file] : NULL;
@@ -608,7 +613,7 @@ static int store_run(struct hc_fs *fs, struct hc_volume *v, uint64_t b0, struct 
 			nc = hc_hindex_lookup(fs->hidx, hash[k], v->dom->did, cand, MAX_CAND);
 		kind[k] = K_NONE;
 		for (size_t c = 0; c < nc; c++) {
-			int r = try_share(fs, v, b, data, cand[c], cbuf, &cur[k], had[k]);
+			int r = try_share(fs, v, b, b0, n, data, cand[c], cbuf, &cur[k], had[k]);
 			if (r < 0) {
 				err = r;
 				goto out;

@@ -1032,6 +1032,42 @@ START_TEST(test_threads)
 }
 END_TEST
 
+/*
+ * Dedup inside one write-back run (reconcile.c store_run): block 0 holds A
+ * at home and in the hash index; one run then writes B to block 0 and A to
+ * block 1.  Block 1 must not share block 0's home block, which the same run
+ * overwrites in place (I3); a second read (a miss: the first took the block
+ * out of the cache) goes through the map.  Also after a reload.
+ */
+START_TEST(test_dedup_same_run)
+{
+	fs_open(engine_names[_i], 16 << 20, 0);
+	struct hc_volume *v = mkvol(mkdom("d"), "v");
+	char *a = t_alloc_aligned(2 * BS), *bb = t_alloc_aligned(2 * BS);
+	uint64_t seed = 7;
+	t_fill_random(a, BS, &seed);		/* A */
+	t_fill_random(a + BS, BS, &seed);
+	vwrite(v, 0, a, 2 * BS);
+	ck_assert_int_eq(hc_vol_fsync(F.fs, v, 0), 0);
+	t_fill_random(bb, BS, &seed);		/* B at 0, A at 1: one run */
+	memcpy(bb + BS, a, BS);
+	vwrite(v, 0, bb, 2 * BS);
+	ck_assert_int_eq(hc_vol_fsync(F.fs, v, 0), 0);
+	for (int round = 0; round < 2; round++) {
+		vcheck(v, 0, bb, 2 * BS);	/* hits: out of the cache */
+		vcheck(v, 0, bb, 2 * BS);	/* misses: from storage and the map */
+		if (round == 0) {
+			fs_close();
+			fs_open(engine_names[_i], 16 << 20, 0);
+			v = (struct hc_volume *)lookup(lookup(&F.fs->root, "d"), "v");
+		}
+	}
+	free(a);
+	free(bb);
+	fs_close();
+}
+END_TEST
+
 static Suite *volume_suite(void)
 {
 	Suite *s = suite_create("volume");
@@ -1057,6 +1093,7 @@ static Suite *volume_suite(void)
 	t_tcase_fixtures(tc, 60);
 	tcase_add_loop_test(tc, test_reopen, 0, 4);
 	tcase_add_test(tc, test_create_refused);
+	tcase_add_loop_test(tc, test_dedup_same_run, 0, 2);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("namespace");
