@@ -254,6 +254,8 @@ static int op_status(struct req *r)
 	add_str(mrc, "mode", c->info.mrc_mode);
 	add_u64(mrc, "ghost_bytes", c->info.ghost_bytes);
 	json_object_object_add(o, "mrc", mrc);
+	add_str(o, "dedup", fs->dedup == HC_DEDUP_OFF ? "off"
+			    : fs->dedup == HC_DEDUP_ALL ? "all" : "domain");
 	uint64_t nd = 0, nv = 0, na = 0;
 	pthread_mutex_lock(&fs->ns_lock);
 	for (struct hc_domain *d = fs->domains; d; d = d->next, nd++)

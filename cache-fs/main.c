@@ -42,6 +42,7 @@ struct options {
 	char *io;
 	char *mrc;
 	char *ghost;
+	char *dedup;
 	int writethrough;
 	int foreground;
 	int single;
@@ -61,6 +62,7 @@ static const struct fuse_opt spec[] = {
 	{ "io=%s", offsetof(struct options, io), 0 },
 	{ "mrc=%s", offsetof(struct options, mrc), 0 },
 	{ "ghost=%s", offsetof(struct options, ghost), 0 },
+	{ "dedup=%s", offsetof(struct options, dedup), 0 },
 	OPT("writethrough", writethrough),
 	FUSE_OPT_KEY("-f", KEY_FG),
 	FUSE_OPT_KEY("-d", KEY_DEBUG),
@@ -119,6 +121,8 @@ static void usage(const char *prog)
 	       "    -o writethrough     write every block to storage before replying\n"
 	       "    -o mrc=MODE         miss-ratio curves: sampled (default), exact or off\n"
 	       "    -o ghost=SIZE       how far past a domain's memory curves reach (default %s)\n"
+	       "    -o dedup=SCOPE      share identical blocks within a domain (default),\n"
+	       "                        across all domains (all) or not at all (off)\n"
 	       "    -o allow_other      let other users in (default when run as root)\n"
 	       "    -f                  stay in the foreground\n"
 	       "    -d, -o debug        foreground, print every request\n"
@@ -138,6 +142,7 @@ static void free_options(struct options *o)
 	free(o->io);
 	free(o->mrc);
 	free(o->ghost);
+	free(o->dedup);
 	free(o->backing);
 	free(o->mountpoint);
 }
@@ -323,6 +328,18 @@ int main(int argc, char *argv[])
 	int mrc_on;
 	if (check_options(&o, &cache_bytes) || check_mrc(&o, &mrc, &mrc_on))
 		goto out_args;
+	int dedup = HC_DEDUP_DOMAIN;
+	if (o.dedup) {
+		if (!strcmp(o.dedup, "off"))
+			dedup = HC_DEDUP_OFF;
+		else if (!strcmp(o.dedup, "all"))
+			dedup = HC_DEDUP_ALL;
+		else if (strcmp(o.dedup, "domain")) {
+			hc_log(LOG_ERR, "unknown dedup scope '%s' (use dedup=domain, dedup=all or dedup=off)",
+			       o.dedup);
+			goto out_args;
+		}
+	}
 
 	/* Other users (QEMU as libvirt-qemu) need the mount; the kernel checks modes. */
 	fuse_opt_add_arg(&args, "-odefault_permissions");
@@ -365,6 +382,7 @@ int main(int argc, char *argv[])
 		hc_log(LOG_ERR, "%s", msg);
 		goto out_unformat;
 	}
+	daemon.fs->dedup = dedup;
 	if (b->formatted)
 		hc_log(LOG_INFO, "formatted empty backing directory %s", o.backing);
 	if (mlockall(MCL_CURRENT | MCL_FUTURE) < 0)

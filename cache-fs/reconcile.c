@@ -468,11 +468,23 @@ static int vol_read_block(struct hc_cvol *cv, uint64_t blk, void *buf)
 	return err;
 }
 
+/* The hash index's domain key: one key for every domain with dedup=all. */
+static uint32_t idx_dom(const struct hc_fs *fs, const struct hc_volume *v)
+{
+	return fs->dedup == HC_DEDUP_ALL ? 0 : v->dom->did;
+}
+
+/* 1 when v's blocks go into the hash index (and look for candidates there). */
+static int indexed(const struct hc_fs *fs, const struct hc_volume *v)
+{
+	return fs->dedup != HC_DEDUP_OFF && v->vid < (1u << HIDX_VID_BITS);
+}
+
 void hc_rc_note_home(struct hc_fs *fs, struct hc_volume *v, uint64_t blk, const void *buf)
 {
-	if (v->vid >= (1u << HIDX_VID_BITS) || is_zero(buf))
+	if (!indexed(fs, v) || is_zero(buf))
 		return;
-	hc_hindex_insert(fs->hidx, hc_hindex_hash(fs->hidx, buf), v->dom->did,
+	hc_hindex_insert(fs->hidx, hc_hindex_hash(fs->hidx, buf), idx_dom(fs, v),
 			 hidx_phys(v->vid, blk));
 }
 
@@ -512,8 +524,8 @@ static int try_share(struct hc_fs *fs, struct hc_volume *v, uint64_t b, uint64_t
 			return 0;
 	}
 	int res = 0;
-	if (x->noshare || x->dom != v->dom)
-		goto out;
+	if (x->noshare || (x->dom != v->dom && fs->dedup != HC_DEDUP_ALL))
+		goto out;	/* I2: no sharing across domains unless configured */
 	/* Only whole blocks inside the candidate's size. */
 	if ((p.block + 1) * HC_BLOCK_SIZE > hc_vol_size(x))
 		goto out;
@@ -606,11 +618,12 @@ static int store_run(struct hc_fs *fs, struct hc_volume *v, uint64_t b0, struct 
 			kind[k] = K_ZERO;
 			continue;
 		}
-		hash[k] = hc_hindex_hash(fs->hidx, data);
 		uint64_t cand[MAX_CAND];
 		size_t nc = 0;
-		if (v->vid < (1u << HIDX_VID_BITS))
-			nc = hc_hindex_lookup(fs->hidx, hash[k], v->dom->did, cand, MAX_CAND);
+		if (indexed(fs, v)) {
+			hash[k] = hc_hindex_hash(fs->hidx, data);
+			nc = hc_hindex_lookup(fs->hidx, hash[k], idx_dom(fs, v), cand, MAX_CAND);
+		}
 		kind[k] = K_NONE;
 		for (size_t c = 0; c < nc; c++) {
 			int r = try_share(fs, v, b, b0, n, data, cand[c], cbuf, &cur[k], had[k]);
@@ -667,8 +680,8 @@ static int store_run(struct hc_fs *fs, struct hc_volume *v, uint64_t b0, struct 
 	if (err)
 		goto out;
 	for (unsigned k = 0; k < n; k++)
-		if (kind[k] == K_HOME && v->vid < (1u << HIDX_VID_BITS))
-			hc_hindex_insert(fs->hidx, hash[k], v->dom->did, hidx_phys(v->vid, b0 + k));
+		if (kind[k] == K_HOME && indexed(fs, v))
+			hc_hindex_insert(fs->hidx, hash[k], idx_dom(fs, v), hidx_phys(v->vid, b0 + k));
 	/* I4: what the records will point at is durable first. */
 	if (novf)
 		err = sync_gen(fs->ovf_fd, &fs->ovf_wgen, &fs->ovf_sgen);

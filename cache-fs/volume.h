@@ -98,6 +98,9 @@ struct hc_buf_pool;
 struct hc_rreq;
 struct hc_wreq;
 
+/* Where write-back looks for identical blocks to share (-o dedup=). */
+enum { HC_DEDUP_DOMAIN, HC_DEDUP_OFF, HC_DEDUP_ALL };
+
 struct hc_fs {
 	struct hc_backing *b;
 	struct hc_cache *cache;
@@ -117,6 +120,7 @@ struct hc_fs {
 	/* --- reconcile (reconcile.c) --- */
 	struct hc_journal *j;
 	struct hc_hindex *hidx;
+	int dedup;			/* HC_DEDUP_*, set before requests are served */
 	int ovf_fd;			/* BACKING/overflow.dat */
 	uint64_t ovf_wgen, ovf_sgen;	/* atomics, as a volume's wgen/sgen */
 	uint32_t next_vid;		/* ns_lock; persisted in the backing dir's xattr */

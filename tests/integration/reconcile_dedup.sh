@@ -7,6 +7,9 @@
 # zeros are not stored at all.  Every volume reads back right, before and
 # after a remount, and after the first volume is overwritten.  All writes
 # run in one mount (the hash index is in RAM only); sizes include meta.log.
+# Then the scopes of -o dedup=: with dedup=all the copy in the other domain
+# is shared too, with dedup=off the second copy in one domain is stored
+# again (zeros are still not stored), and the status request says which.
 
 . "$(dirname "$0")/common.sh"
 
@@ -54,4 +57,34 @@ hc_mount "$BACK" "$MNT" -o cache=64M
 cmp "$MNT/vm/a" "$HC_SCRATCH/ref2" || hc_fail "vm/a differs after the second remount"
 cmp "$MNT/vm/b" "$HC_SCRATCH/ref" || hc_fail "vm/b differs after the second remount"
 hc_umount "$MNT"
+
+scope() {	# SCOPE: sets s1 s2 s3, bytes added by the same-domain copy, other-domain copy, zeros
+	local back=$HC_SCRATCH/back-$1 a b c d
+	BACK=$back
+	hc_mount "$back" "$MNT" -o "cache=64M,dedup=$1"
+	"$HC_TOP_BUILDDIR/tools/hectl" -m "$MNT" --json status | grep -q "\"dedup\": *\"$1\"" ||
+		hc_fail "status does not say dedup=$1"
+	mkdir "$MNT/vm" "$MNT/other" || hc_fail "mkdir failed"
+	put "$HC_SCRATCH/ref" vm/a
+	a=$(used)
+	put "$HC_SCRATCH/ref" vm/b
+	b=$(used)
+	put "$HC_SCRATCH/ref" other/c
+	c=$(used)
+	put "$HC_SCRATCH/zero" vm/z
+	d=$(used)
+	for v in vm/a vm/b other/c; do
+		cmp "$MNT/$v" "$HC_SCRATCH/ref" || hc_fail "$v differs (dedup=$1)"
+	done
+	hc_umount "$MNT"
+	s1=$((b - a)) s2=$((c - b)) s3=$((d - c))
+}
+scope all
+hc_info "dedup=all: same domain +$s1, other domain +$s2, zeros +$s3"
+[ "$s1" -lt $((2 * MiB)) ] && [ "$s2" -lt $((2 * MiB)) ] && [ "$s3" -lt $((2 * MiB)) ] ||
+	hc_fail "dedup=all stored a copy again"
+scope off
+hc_info "dedup=off: same domain +$s1, other domain +$s2, zeros +$s3"
+[ "$s1" -ge $((63 * MiB)) ] && [ "$s2" -ge $((63 * MiB)) ] || hc_fail "dedup=off shared a copy"
+[ "$s3" -lt $((2 * MiB)) ] || hc_fail "dedup=off stored zeros"
 hc_info "PASS"
