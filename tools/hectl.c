@@ -50,7 +50,7 @@ enum { X_ERROR = 1, X_USAGE = 2, X_NODAEMON = 3 };
 /* Options after the subcommand; a command accepts those in its mask. */
 enum {
 	OPT_BYTES = 1, OPT_PROM, OPT_KIND, OPT_RANGE, OPT_STEP, OPT_POINTS, OPT_CSV,
-	OPT_PLOT, OPT_TOL, OPT_MAX, OPT_APPLY, OPT_JSON, NOPT
+	OPT_PLOT, OPT_TOL, OPT_MAX, OPT_APPLY, OPT_JSON, OPT_REPAIR, NOPT
 };
 #define F(o) (1u << (o))
 
@@ -68,6 +68,7 @@ static const struct option sub_options[] = {
 	{ "max", required_argument, NULL, OPT_MAX },
 	{ "apply", no_argument, NULL, OPT_APPLY },
 	{ "json", no_argument, NULL, OPT_JSON },
+	{ "repair", no_argument, NULL, OPT_REPAIR },
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 }
 };
@@ -85,6 +86,7 @@ static const char *const sub_option_help[NOPT] = {
 	[OPT_TOL] = "--tolerance T    accepted excess of misses over those at --max (default 0.05)",
 	[OPT_MAX] = "--max SIZE       most extra memory considered (default: the ghost reach)",
 	[OPT_APPLY] = "--apply          then set the domain's memory to the recommendation",
+	[OPT_REPAIR] = "--repair         fix what needs no guess about data, then check again",
 };
 
 struct ctx;
@@ -1419,8 +1421,13 @@ static void fsck_journal(struct hc_backing *b, struct json_object *rep)
 	hc_journal_close(j);
 }
 
-/* The report of fsck; exits when the directory cannot be opened. */
-static struct json_object *fsck_report(struct ctx *c, const char *dir)
+static void repair_backing(struct hc_backing *b, struct json_object *rep);
+
+/*
+ * The report of fsck (after the repairs with repair set); exits when the
+ * directory cannot be opened.
+ */
+static struct json_object *fsck_report(struct ctx *c, const char *dir, int repair)
 {
 	char msg[PATH_MAX + 256];
 	struct hc_backing *b;
@@ -1433,6 +1440,9 @@ static struct json_object *fsck_report(struct ctx *c, const char *dir)
 	struct json_object *rep = json_object_new_object();
 	req_str(rep, "backing", dir);
 	json_object_object_add(rep, "problems", json_object_new_array());
+	json_object_object_add(rep, "repairs", json_object_new_array());
+	if (repair)
+		repair_backing(b, rep);
 	json_object_object_add(rep, "volumes", json_object_new_array());
 	req_u64(rep, "domains", 0);
 	json_object_object_add(rep, "superblock", fsck_superblock(b, rep));
@@ -1480,10 +1490,161 @@ static int show_fsck(struct ctx *c, struct json_object *r)
 	}
 	putchar('\n');
 	tprint(&t);
+	for (size_t i = 0; i < jlen(r, "repairs"); i++)
+		printf("repaired: %s\n", json_object_get_string(jat(r, "repairs", i)));
 	for (size_t i = 0; i < jlen(r, "problems"); i++)
 		printf("problem: %s\n", json_object_get_string(jat(r, "problems", i)));
 	printf("%zu problem%s found\n", jlen(r, "problems"), jlen(r, "problems") == 1 ? "" : "s");
 	return 0;
+}
+
+/*
+ * --repair: only what needs no guess about any block's data.  A bad
+ * superblock copy is rewritten from the good one; overflow.dat blocks no
+ * map entry points at are punched and the file is cut after the last
+ * referenced one; the next-volume-id counter is moved past every id in use.
+ * (Opening the journal, which plain fsck does too, already cut a torn tail
+ * and removed an interrupted checkpoint's meta.ckpt.tmp.)  Never
+ * repaired, only reported: a corrupt journal record or checkpoint (the maps
+ * after it are unknown: cutting there would send blocks back to stale home
+ * data), map entries pointing at a volume id no home file has, two home
+ * files with one id.  Each action is one line in "repairs".
+ */
+static void repaired(struct json_object *rep, const char *fmt_, ...)
+	__attribute__((format(printf, 2, 3)));
+static void repaired(struct json_object *rep, const char *fmt_, ...)
+{
+	char line[PATH_MAX + 256];
+	va_list ap;
+	va_start(ap, fmt_);
+	vsnprintf(line, sizeof(line), fmt_, ap);
+	va_end(ap);
+	json_object_array_add(jget(rep, "repairs"), json_object_new_string(line));
+}
+
+struct ovf_refs {
+	uint64_t *b;
+	size_t n, cap;
+};
+
+static int collect_ovf(void *arg, const struct hc_phys *p, uint32_t count)
+{
+	struct ovf_refs *o = arg;
+	if (p->file != HC_PHYS_OVERFLOW || !count)
+		return 0;
+	if (o->n == o->cap) {
+		o->cap = o->cap ? 2 * o->cap : 256;
+		o->b = realloc(o->b, o->cap * sizeof(*o->b));
+		if (!o->b)
+			oom();
+	}
+	o->b[o->n++] = p->block;
+	return 0;
+}
+
+static int cmp_block(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Punches overflow.dat's unreferenced blocks; j is open. */
+static void repair_overflow(struct hc_backing *b, struct hc_journal *j, struct json_object *rep)
+{
+	int fd = openat(b->dirfd, "overflow.dat", O_RDWR | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	struct ovf_refs o = { 0 };
+	hc_refcount_walk(hc_journal_refcount(j), collect_ovf, &o);
+	qsort(o.b, o.n, sizeof(*o.b), cmp_block);
+	uint64_t end = o.n ? o.b[o.n - 1] + 1 : 0, before = (uint64_t)st.st_blocks * 512;
+	int err = 0;
+	uint64_t from = 0;
+	for (size_t i = 0; i <= o.n && !err; i++) {
+		uint64_t stop = i < o.n ? o.b[i] : end;
+		if (stop > from &&
+		    fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			      (off_t)(from * HC_BLOCK_SIZE), (off_t)((stop - from) * HC_BLOCK_SIZE)) < 0)
+			err = errno;
+		from = stop + 1;
+	}
+	if (!err && (uint64_t)st.st_size > end * HC_BLOCK_SIZE &&
+	    ftruncate(fd, (off_t)(end * HC_BLOCK_SIZE)) < 0)
+		err = errno;
+	if (!err && fsync(fd) < 0)
+		err = errno;
+	if (err)
+		problem(rep, "%s/overflow.dat: cannot punch unreferenced blocks: %s", b->path,
+			strerror(err));
+	else if (fstat(fd, &st) == 0 && (uint64_t)st.st_blocks * 512 < before)
+		repaired(rep, "%s/overflow.dat: %" PRIu64 " bytes of unreferenced blocks freed "
+			 "(%zu blocks referenced)", b->path, before - (uint64_t)st.st_blocks * 512,
+			 o.n);
+	free(o.b);
+	close(fd);
+}
+
+static void repair_backing(struct hc_backing *b, struct json_object *rep)
+{
+	/* The superblock copy that does not decode, from the one in use. */
+	for (unsigned i = 0; i < 2; i++) {
+		char buf[HC_SB_COPY_SIZE];
+		struct hc_sb_info info;
+		ssize_t n = pread(b->sbfd, buf, sizeof(buf), (off_t)i * HC_SB_COPY_SIZE);
+		if (n >= (ssize_t)sizeof(struct hc_sb_disk) &&
+		    !hc_sb_decode((struct hc_sb_disk *)buf, &info))
+			continue;
+		if (i == (unsigned)b->copy)
+			break;	/* cannot happen: the copy in use decoded */
+		int err = hc_backing_write_sb(b, b->sb.flags);
+		if (err)
+			problem(rep, "%s/%s: cannot rewrite copy %u: %s", b->path, HC_SB_FILE, i,
+				strerror(-err));
+		else
+			repaired(rep, "%s/%s: copy at offset %u rewritten from the valid copy "
+				 "(generation %" PRIu64 ")", b->path, HC_SB_FILE,
+				 i * HC_SB_COPY_SIZE, b->sb.generation);
+		break;
+	}
+	/* The id counter past every id in use (ids are never reused). */
+	struct vidset s = { 0 };
+	collect_vids(b->dirfd, &s);
+	uint32_t max = 0;
+	for (size_t i = 0; i < s.n; i++)
+		max = s.v[i] > max ? s.v[i] : max;
+	free(s.v);
+	char buf[16];
+	ssize_t n = fgetxattr(b->dirfd, "user.hecache.next_vid", buf, sizeof(buf) - 1);
+	unsigned long next = 0;
+	if (n > 0) {
+		buf[n] = 0;
+		next = strtoul(buf, NULL, 10);
+	}
+	if (max && (n <= 0 || next <= max)) {
+		int len = snprintf(buf, sizeof(buf), "%u", max + 1);
+		if (fsetxattr(b->dirfd, "user.hecache.next_vid", buf, (size_t)len, 0) < 0 ||
+		    fsync(b->dirfd) < 0)
+			problem(rep, "%s: cannot set user.hecache.next_vid: %s", b->path,
+				strerror(errno));
+		else
+			repaired(rep, "%s: next volume id set to %u (past every id in use)", b->path,
+				 max + 1);
+	}
+	struct stat st;
+	if (fstatat(b->dirfd, HC_JOURNAL_FILE, &st, 0) < 0 &&
+	    fstatat(b->dirfd, HC_CKPT_FILE, &st, 0) < 0)
+		return;
+	char msg[PATH_MAX + 256];
+	struct hc_journal *j;
+	struct hc_journal_opts o = { .name = b->path };
+	if (hc_journal_open(b->dirfd, &o, &j, msg, sizeof(msg)))
+		return;	/* reported by the check; nothing here can be fixed without a guess */
+	repair_overflow(b, j, rep);
+	hc_journal_close(j);
 }
 
 static int run_fsck(struct ctx *c)
@@ -1497,7 +1658,7 @@ static int run_fsck(struct ctx *c)
 	int fd = hc_ctl_connect(sock);
 	if (fd >= 0)
 		fsck_busy(c, dir);
-	struct json_object *rep = fsck_report(c, dir);
+	struct json_object *rep = fsck_report(c, dir, !!(c->set & F(OPT_REPAIR)));
 	int bad = jlen(rep, "problems") > 0;
 	present(c, rep, show_fsck);
 	return bad ? X_ERROR : 0;
@@ -1564,7 +1725,7 @@ static const struct cmd cmds[] = {
 	  "Asks to resize the cache. Not supported by protocol 1: remount with -o cache=SIZE." },
 	{ "defrag", NULL, "start|status|cancel", 1, 1, 0, run_defrag, NULL, NULL, NULL,
 	  "Reserved for reconcile-defrag, not available in this version." },
-	{ "fsck", NULL, "[BACKING] [--bytes]", 0, 1, SIZES, run_fsck, NULL, NULL, NULL,
+	{ "fsck", NULL, "[BACKING] [--repair] [--bytes]", 0, 1, SIZES | F(OPT_REPAIR), run_fsck, NULL, NULL, NULL,
 	  "Checks a backing directory while no daemon uses it: both superblock copies, the "
 	  "clean flag, domains and volumes. Exit 1 when a problem is found." },
 };

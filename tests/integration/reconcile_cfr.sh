@@ -64,5 +64,40 @@ hc_mount "$BACK" "$MNT" -o cache=64M
 cmp "$MNT/vm/dst" "$HC_SCRATCH/ref" || hc_fail "the copy differs after the second remount"
 cmp "$MNT/vm/src" "$HC_SCRATCH/ref2" || hc_fail "the source differs after the second remount"
 hc_umount "$MNT"
-"$HC_TOP_BUILDDIR/tools/hectl" -b "$BACK" fsck >/dev/null || hc_fail "hectl fsck found problems"
+HECTL=$HC_TOP_BUILDDIR/tools/hectl
+"$HECTL" -b "$BACK" fsck >/dev/null || hc_fail "hectl fsck found problems"
+
+# fsck --repair: the copy goes, the source is overwritten in place (its
+# copy-on-write blocks in overflow.dat are freed but stay allocated), and
+# a superblock copy is damaged.  --repair punches the unreferenced overflow
+# blocks and rewrites the copy, and the data is untouched.
+hc_mount "$BACK" "$MNT" -o cache=64M
+rm "$MNT/vm/dst" || hc_fail "removing vm/dst failed"
+head -c $((64 * MiB)) /dev/urandom >"$HC_SCRATCH/ref3"
+dd if="$HC_SCRATCH/ref3" of="$MNT/vm/src" bs=1M conv=fsync,notrunc status=none ||
+	hc_fail "overwriting vm/src failed"
+hc_umount "$MNT"
+ovf() { du --block-size=1 "$BACK/overflow.dat" | cut -f1; }
+o0=$(ovf)
+old=$("$HECTL" -b "$BACK" --json fsck | python3 -c '
+import json, sys
+c = json.load(sys.stdin)["superblock"]["copies"]
+print(min(c, key=lambda x: x["generation"])["offset"])') || hc_fail "fsck --json failed"
+printf '\xff\xff\xff\xff' | dd of="$BACK/hecache.sb" bs=1 seek=$((old + 24)) conv=notrunc status=none
+"$HECTL" -b "$BACK" fsck >"$HC_SCRATCH/fsck1" 2>&1 && hc_fail "fsck missed the damaged superblock copy"
+grep -q "hecache.sb: copy at offset $old" "$HC_SCRATCH/fsck1" || hc_fail "fsck does not name the copy: $(cat "$HC_SCRATCH/fsck1")"
+"$HECTL" -b "$BACK" fsck --repair >"$HC_SCRATCH/fsck2" 2>&1 || hc_fail "fsck --repair left problems: $(cat "$HC_SCRATCH/fsck2")"
+o1=$(ovf)
+grep '^repaired' "$HC_SCRATCH/fsck2" | sed 's/^/reconcile_cfr: /'
+grep -q "repaired: .*hecache.sb: copy at offset $old rewritten" "$HC_SCRATCH/fsck2" &&
+	grep -q "repaired: .*overflow.dat: .* bytes of unreferenced blocks freed" "$HC_SCRATCH/fsck2" ||
+	hc_fail "fsck --repair did not say what it repaired: $(cat "$HC_SCRATCH/fsck2")"
+[ $((o0 - o1)) -ge $((60 * MiB)) ] || hc_fail "overflow.dat went from $o0 to only $o1 bytes"
+"$HECTL" -b "$BACK" fsck >/dev/null || hc_fail "fsck after --repair found problems"
+hc_mount "$BACK" "$MNT" -o cache=64M
+cmp "$MNT/vm/src" "$HC_SCRATCH/ref3" || hc_fail "vm/src differs after fsck --repair"
+cmp <(head -c $((1 * MiB + 17)) <(tail -c +1001 "$HC_SCRATCH/ref2")) <(tail -c +4 "$MNT/vm/odd") ||
+	hc_fail "vm/odd differs after fsck --repair"
+hc_umount "$MNT"
+hc_info "fsck --repair: overflow.dat $o0 -> $o1 bytes allocated"
 hc_info "PASS"
