@@ -282,6 +282,10 @@ static struct json_object *counters(const struct hc_cstats *s, const char *name)
 	add_u64(o, "discards", s->discards);
 	add_u64(o, "read_bytes", s->read_bytes);
 	add_u64(o, "written_bytes", s->written_bytes);
+	add_u64(o, "zero_blocks", s->zero_blocks);
+	add_u64(o, "dedup_blocks", s->dedup_blocks);
+	add_u64(o, "cow_blocks", s->cow_blocks);
+	add_u64(o, "ref_blocks", s->ref_blocks);
 	add_u64(o, "cached_blocks", s->cached > 0 ? (uint64_t)s->cached : 0);
 	add_u64(o, "dirty_blocks", s->dirty > 0 ? (uint64_t)s->dirty : 0);
 	uint64_t n = s->hits + s->misses;

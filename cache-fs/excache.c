@@ -294,6 +294,7 @@ static int start_wb(struct hc_cache *c, uint32_t i, int evict, struct hc_cache_g
 	if (grp)
 		hc_cache_group_get(grp);
 	w->io.op = HC_IO_WRITE;
+	w->io.saved = 0;
 	w->io.fd = v->fd;
 	w->io.off = b0 * HC_BLOCK_SIZE;
 	w->io.iov = w->iov;
@@ -367,7 +368,8 @@ static void wb_done(struct hc_io *io)
 		c->last_wb_err = err;
 	} else {
 		STAT_ADD(c, v, writebacks, n);
-		STAT_ADD(c, v, written_bytes, (uint64_t)n * HC_BLOCK_SIZE);
+		if (io->saved < n)
+			STAT_ADD(c, v, written_bytes, (uint64_t)(n - io->saved) * HC_BLOCK_SIZE);
 	}
 	/* After this w may be reused and v freed (once nwb is 0). */
 	w->next = c->wb_free;
@@ -846,6 +848,10 @@ void hc_cstats_read(const struct hc_cstats *s, struct hc_cstats *out)
 	out->discards = __atomic_load_n(&s->discards, __ATOMIC_RELAXED);
 	out->read_bytes = __atomic_load_n(&s->read_bytes, __ATOMIC_RELAXED);
 	out->written_bytes = __atomic_load_n(&s->written_bytes, __ATOMIC_RELAXED);
+	out->zero_blocks = __atomic_load_n(&s->zero_blocks, __ATOMIC_RELAXED);
+	out->dedup_blocks = __atomic_load_n(&s->dedup_blocks, __ATOMIC_RELAXED);
+	out->cow_blocks = __atomic_load_n(&s->cow_blocks, __ATOMIC_RELAXED);
+	out->ref_blocks = __atomic_load_n(&s->ref_blocks, __ATOMIC_RELAXED);
 	out->cached = __atomic_load_n(&s->cached, __ATOMIC_RELAXED);
 	out->dirty = __atomic_load_n(&s->dirty, __ATOMIC_RELAXED);
 }
@@ -858,6 +864,19 @@ void hc_cache_total(struct hc_cache *c, struct hc_cstats *out)
 void hc_cache_count_read(struct hc_cache *c, struct hc_cvol *v, uint64_t bytes)
 {
 	STAT_ADD(c, v, read_bytes, bytes);
+}
+
+void hc_cache_count_rc(struct hc_cache *c, struct hc_cvol *v, uint64_t zero, uint64_t dedup,
+		       uint64_t cow, uint64_t refs)
+{
+	if (zero)
+		STAT_ADD(c, v, zero_blocks, zero);
+	if (dedup)
+		STAT_ADD(c, v, dedup_blocks, dedup);
+	if (cow)
+		STAT_ADD(c, v, cow_blocks, cow);
+	if (refs)
+		STAT_ADD(c, v, ref_blocks, refs);
 }
 
 void hc_cache_group_get(struct hc_cache_group *g)

@@ -34,6 +34,11 @@ struct hc_cstats {
 	uint64_t discards;	/* cached blocks dropped by discard, no write */
 	uint64_t read_bytes;	/* bytes read from storage */
 	uint64_t written_bytes;	/* bytes written to storage */
+	/* swap-reconcile: write-back blocks that needed no data write */
+	uint64_t zero_blocks;	/* all zeros: a ZERO map entry */
+	uint64_t dedup_blocks;	/* same bytes as a stored block: a reference to it */
+	uint64_t cow_blocks;	/* home block shared: written to overflow.dat instead */
+	uint64_t ref_blocks;	/* copy_file_range'd as references (destination's domain) */
 	int64_t cached;		/* blocks in the cache now */
 	int64_t dirty;		/* of which dirty or being written */
 };
@@ -51,7 +56,8 @@ struct hc_cvol {
 	 * than at home).  NULL: the home file at fd through the io engine.
 	 * wb_submit takes a write-back (io->off, io->iov of whole blocks),
 	 * stores it, sets io->res and calls io->done(io) (maybe before it
-	 * returns); called without the cache lock.  read_block reads one
+	 * returns), and io->saved to the number of blocks it stored without a
+ * data write; called without the cache lock.  read_block reads one
 	 * block's current contents (zeros past the end).  Both return 0 or
 	 * -errno (wb_submit: -errno means io->done was not called).
 	 */
@@ -148,6 +154,9 @@ void hc_cache_total(struct hc_cache *c, struct hc_cstats *out);
 void hc_cstats_read(const struct hc_cstats *s, struct hc_cstats *out);
 /* Adds to a counter of s and of the totals (for storage reads of misses). */
 void hc_cache_count_read(struct hc_cache *c, struct hc_cvol *v, uint64_t bytes);
+/* Adds to v's domain's and the total swap-reconcile counters. */
+void hc_cache_count_rc(struct hc_cache *c, struct hc_cvol *v, uint64_t zero, uint64_t dedup,
+		       uint64_t cow, uint64_t refs);
 
 void hc_cache_group_get(struct hc_cache_group *g);
 /* Records err in g unless an error is already there (err 0: no-op). */

@@ -46,6 +46,7 @@ struct hc_io {
 	ssize_t res;		/* bytes transferred or -errno, set before done() */
 	void (*done)(struct hc_io *io);
 	void *priv;
+	uint32_t saved;		/* write-back hook: blocks it did not need to write */
 	size_t done_bytes;	/* engine-private: progress of a short write */
 	void *eng_priv;		/* engine-private */
 };

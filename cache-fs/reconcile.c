@@ -587,12 +587,13 @@ static int write_blocks(int fd, struct iovec *iov, unsigned n, uint64_t off)
 }
 
 /*
- * Stores a write-back run of v: blocks b0 .. b0+n-1 with data in iov.
+ * Stores a write-back run of v: blocks b0 .. b0+n-1 with data in iov;
+ * *saved gets the number stored without a data write (zero, shared).
  * Returns 0 or -errno (the cache keeps the blocks dirty and retries; every
  * state reached on the way is consistent).
  */
 static int store_run(struct hc_fs *fs, struct hc_volume *v, uint64_t b0, struct iovec *iov,
-		     unsigned n)
+		     unsigned n, uint32_t *saved)
 {
 	uint8_t kind[64];
 	uint8_t had[64];
@@ -716,6 +717,15 @@ static int store_run(struct hc_fs *fs, struct hc_volume *v, uint64_t b0, struct 
 		}
 	}
 	pthread_rwlock_unlock(&v->maplock);
+	if (!err) {
+		uint64_t nz = 0, nd = 0;
+		for (unsigned k = 0; k < n; k++) {
+			nz += kind[k] == K_ZERO;
+			nd += kind[k] == K_SHARED;
+		}
+		*saved = (uint32_t)(nz + nd);
+		hc_cache_count_rc(fs->cache, &v->cv, nz, nd, novf, 0);
+	}
 out:
 	/* Reserved overflow blocks no record points at go back. */
 	for (unsigned k = 0; k < n; k++)
@@ -730,7 +740,7 @@ static int vol_wb_submit(struct hc_cvol *cv, struct hc_io *io)
 {
 	struct hc_volume *v = cv_vol(cv);
 	uint64_t b0 = (uint64_t)io->off / HC_BLOCK_SIZE;
-	int err = store_run(v->fs, v, b0, io->iov, (unsigned)io->iovcnt);
+	int err = store_run(v->fs, v, b0, io->iov, (unsigned)io->iovcnt, &io->saved);
 	io->res = err ? err : (ssize_t)io->iovcnt * HC_BLOCK_SIZE;
 	io->done(io);
 	return 0;
@@ -876,6 +886,7 @@ int hc_rc_copy_refs(struct hc_fs *fs, struct hc_volume *src, uint64_t sb, struct
 	}
 	*done = err ? k - 1 : k;
 	pthread_rwlock_unlock(&dst->maplock);
+	hc_cache_count_rc(fs->cache, &dst->cv, 0, 0, 0, *done);
 out:
 	pthread_mutex_unlock(&b->rlock);
 	pthread_mutex_unlock(&a->rlock);

@@ -564,6 +564,10 @@ static const struct counter {
 	{ "discards", "DISCARDS", "Blocks discarded.", 'c' },
 	{ "read_bytes", "READ", "Bytes read from storage.", 'b' },
 	{ "written_bytes", "WRITTEN", "Bytes written to storage.", 'b' },
+	{ "zero_blocks", "ZERO", "Written-back blocks of zeros, stored as ZERO entries.", 'c' },
+	{ "dedup_blocks", "DEDUP", "Written-back blocks shared with a stored identical block.", 'c' },
+	{ "cow_blocks", "COW", "Written-back blocks copied on write to overflow.dat.", 'c' },
+	{ "ref_blocks", "REFS", "Blocks copy_file_range'd as references.", 'c' },
 	{ "cached_blocks", "CACHED", "Blocks in the cache.", 'g' },
 	{ "dirty_blocks", "DIRTY", "Dirty blocks in the cache.", 'g' },
 };

@@ -160,7 +160,7 @@ ok --json stats vm1
 jcheck '(.domains | length) == 1 and .domains[0].name == "vm1" and
 	([.total, .domains[0]] | all(
 		(.hits, .misses, .admissions, .writebacks, .discards, .read_bytes,
-		 .written_bytes, .cached_blocks, .dirty_blocks, .hit_ratio) | type == "number"))' "stats"
+		 .written_bytes, .zero_blocks, .dedup_blocks, .cow_blocks, .ref_blocks, .cached_blocks, .dirty_blocks, .hit_ratio) | type == "number"))' "stats"
 ok stats
 grep_in "$OUT" '^DOMAIN +HITS +MISSES' "stats table header"
 grep_in "$OUT" '^total ' "stats table total row"
@@ -170,7 +170,7 @@ awk '
 	/^# (HELP|TYPE) / { if ($2 == "TYPE") types++; next }
 	/^#/ { next }
 	!/^hecache_[a-z_]+(\{domain="[^"]*"\})? -?[0-9.]+(e[-+]?[0-9]+)?$/ { print "bad line: " $0; bad = 1 }
-	END { if (types != 10) { print "TYPE lines: " types; bad = 1 } exit bad }' "$OUT" ||
+	END { if (types != 14) { print "TYPE lines: " types; bad = 1 } exit bad }' "$OUT" ||
 	hc_fail "stats --prometheus: not in the text exposition format"
 grep_in "$OUT" '^hecache_hits_total\{domain="vm1"\} [0-9]+$' "prometheus vm1 sample"
 grep_in "$OUT" "^hecache_admissions_total $(counter total admissions)\$" "prometheus total sample"

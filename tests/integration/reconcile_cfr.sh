@@ -40,6 +40,9 @@ t0=$(date +%s.%N)
 cfr "$MNT/vm/src" "$MNT/vm/dst" 0 0 $((64 * MiB))
 t1=$(date +%s.%N)
 cmp "$MNT/vm/dst" "$HC_SCRATCH/ref" || hc_fail "the copy differs from the source"
+refs=$("$HC_TOP_BUILDDIR/tools/hectl" -m "$MNT" --json stats vm | python3 -c '
+import json, sys; print(json.load(sys.stdin)["domains"][0]["ref_blocks"])') || hc_fail "hectl stats failed"
+[ "$refs" -eq 16384 ] || hc_fail "ref_blocks is $refs after a 16384-block copy"
 hc_umount "$MNT"
 u1=$(used)
 hc_info "64 MiB copy_file_range: backing grew by $((u1 - u0)) bytes in $(echo "$t1 - $t0" | bc) s"

@@ -40,6 +40,18 @@ hc_info "first copy +$((u1 - u0)), same domain +$((u2 - u1)), other domain +$((u
 [ $((u2 - u1)) -lt $((2 * MiB)) ] || hc_fail "the same data in the same domain stored again: +$((u2 - u1))"
 [ $((u3 - u2)) -ge $((63 * MiB)) ] || hc_fail "dedup crossed domains: other/c stored only $((u3 - u2))"
 [ $((u4 - u3)) -lt $((2 * MiB)) ] || hc_fail "64 MiB of zeros stored $((u4 - u3)) bytes"
+# the daemon's counters say the same: 16384 blocks shared, 16384 zero
+"$HC_TOP_BUILDDIR/tools/hectl" -m "$MNT" --json stats vm >"$HC_SCRATCH/stats" || hc_fail "hectl stats failed"
+python3 - "$HC_SCRATCH/stats" <<'PY' || hc_fail "stats disagree with the storage saved: $(cat "$HC_SCRATCH/stats")"
+import json, sys
+d = json.load(open(sys.argv[1]))["domains"][0]
+n = 64 * 256
+assert d["dedup_blocks"] >= n and d["zero_blocks"] >= n, d
+# written: a and b's unique copy only (64 MiB), not b, not the zeros
+assert d["written_bytes"] < 2 * 64 * 2**20, d
+print(f"reconcile_dedup: vm: dedup_blocks {d['dedup_blocks']}, zero_blocks {d['zero_blocks']}, "
+      f"written {d['written_bytes']} bytes")
+PY
 
 hc_umount "$MNT"
 hc_mount "$BACK" "$MNT" -o cache=64M
