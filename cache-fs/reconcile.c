@@ -22,9 +22,15 @@
  * and a write-back of that volume checks the count under the same lock
  * before writing in place.  So a block whose bytes were compared cannot be
  * overwritten before the reference exists, and once it exists the owner
- * copies on write.  Overflow blocks are never candidates (they are freed
- * and reused by the allocator; a candidate would need a lock on its
- * referencer, which the count table cannot name).
+ * copies on write.  An overflow block is never written in place (a
+ * rewrite of a block that lives there goes home or to a new overflow
+ * block), so it changes only by being freed and reallocated: it is a
+ * candidate under ovf_lock, which every allocation takes, while its count
+ * is >= 1 (the count table refuses a reference to a freed block), and only
+ * for the domain whose write-back filled it this mount (I2).  Hints come
+ * from home reads and writes and from reads and writes through map entries
+ * (a page the hypervisor paged in from a block that was itself copied on
+ * write is found when the guest then swaps it out: double paging).
  *
  * Limits: write-back runs are synchronous (pwrite/pread on the submitting
  * thread) instead of going through the io engine; dedup looks at 4
@@ -288,6 +294,7 @@ int hc_rc_open(struct hc_fs *fs, char *msg, size_t msglen)
 {
 	fs->ovf_fd = -1;
 	pthread_mutex_init(&fs->vid_lock, NULL);
+	pthread_mutex_init(&fs->ovf_lock, NULL);
 	pthread_mutex_init(&fs->timer_lock, NULL);
 	pthread_cond_init(&fs->timer_cond, NULL);
 	struct hc_journal_opts o = { .name = fs->b->path };
@@ -391,7 +398,11 @@ void hc_rc_close(struct hc_fs *fs, int clean)
 	free(fs->byvid);
 	fs->byvid = NULL;
 	fs->nbyvid = 0;
+	free(fs->ovf_dom);
+	fs->ovf_dom = NULL;
+	fs->novf_dom = 0;
 	pthread_mutex_destroy(&fs->vid_lock);
+	pthread_mutex_destroy(&fs->ovf_lock);
 	pthread_mutex_destroy(&fs->timer_lock);
 	pthread_cond_destroy(&fs->timer_cond);
 }
@@ -436,8 +447,12 @@ static int read_phys(struct hc_fs *fs, struct hc_volume *v, const struct hc_phys
 	}
 	if (got < HC_BLOCK_SIZE)
 		memset((char *)buf + got, 0, HC_BLOCK_SIZE - got);
+	hc_cache_count_read(fs->cache, &v->cv, got);
 	return 0;
 }
+
+static void note_target(struct hc_fs *fs, struct hc_volume *v, const struct hc_phys *p,
+			const void *buf);
 
 int hc_rc_read_mapped(struct hc_fs *fs, struct hc_volume *v, uint64_t blk0, unsigned n,
 		      void *const *bufs, uint8_t *miss)
@@ -451,6 +466,8 @@ int hc_rc_read_mapped(struct hc_fs *fs, struct hc_volume *v, uint64_t blk0, unsi
 				continue;
 			err = read_phys(fs, v, &p, bufs[k]);
 			miss[k] = 0;
+			if (!err)
+				note_target(fs, v, &p, bufs[k]);
 		}
 	}
 	pthread_rwlock_unlock(&v->maplock);
@@ -488,6 +505,77 @@ void hc_rc_note_home(struct hc_fs *fs, struct hc_volume *v, uint64_t blk, const 
 			 hidx_phys(v->vid, blk));
 }
 
+/*
+ * A block read through a map entry: its target (a home block of a volume
+ * of the domain, or an overflow block; hash index encoding: volume id 0,
+ * never used, for overflow.dat) is a dedup hint too.  This is what finds a
+ * page the hypervisor paged in from a block that was itself copied on
+ * write or shared.
+ */
+static void note_target(struct hc_fs *fs, struct hc_volume *v, const struct hc_phys *p,
+			const void *buf)
+{
+	if (!indexed(fs, v) || hc_phys_is_zero(p) || is_zero(buf))
+		return;
+	uint32_t f = p->file == HC_PHYS_OVERFLOW ? 0 : p->file;
+	if (f >= (1u << HIDX_VID_BITS))
+		return;
+	hc_hindex_insert(fs->hidx, hc_hindex_hash(fs->hidx, buf), idx_dom(fs, v),
+			 hidx_phys(f, p->block));
+}
+
+/* Records who filled overflow block b (ovf_lock held); no memory: unknown. */
+static void ovf_owner_set(struct hc_fs *fs, uint64_t b, const struct hc_volume *v)
+{
+	if (b >= fs->novf_dom) {
+		uint64_t n = fs->novf_dom ? fs->novf_dom : 1024;
+		while (n <= b)
+			n *= 2;
+		uint32_t *t = realloc(fs->ovf_dom, n * sizeof(*t));
+		if (!t)
+			return;
+		memset(t + fs->novf_dom, 0, (n - fs->novf_dom) * sizeof(*t));
+		fs->ovf_dom = t;
+		fs->novf_dom = n;
+	}
+	fs->ovf_dom[b] = v->dom->did + 1;
+}
+
+/*
+ * Tries to share overflow block ob for data (block b of v, rlock of v
+ * held).  Under ovf_lock no overflow block is allocated, so one that has
+ * references now holds the same bytes until the entry is set: its count
+ * is >= 1 (a reserved or freed block is refused; a block with references
+ * has durable contents, I4), the bytes are compared (I2), the entry set
+ * (an inc on a block freed meanwhile is refused by the count table).
+ * 1 shared, 0 not, -errno.
+ */
+static int try_share_ovf(struct hc_fs *fs, struct hc_volume *v, uint64_t b, uint64_t ob,
+			 const void *data, void *cbuf)
+{
+	struct hc_phys p = { .file = HC_PHYS_OVERFLOW, .block = ob };
+	int res = 0;
+	pthread_mutex_lock(&fs->ovf_lock);
+	uint32_t owner = ob < fs->novf_dom ? fs->ovf_dom[ob] : 0;
+	if (!owner || (fs->dedup != HC_DEDUP_ALL && owner != v->dom->did + 1))
+		goto out;	/* I2: not known to be this domain's */
+	if (hc_refcount_get(hc_journal_refcount(fs->j), &p) == 0)
+		goto out;
+	ssize_t r = pread(fs->ovf_fd, cbuf, HC_BLOCK_SIZE, (off_t)(ob * HC_BLOCK_SIZE));
+	if (r != HC_BLOCK_SIZE || memcmp(cbuf, data, HC_BLOCK_SIZE))
+		goto out;
+	pthread_rwlock_wrlock(&v->maplock);
+	res = hc_journal_map_set(fs->j, v->map, b, &p, NULL);
+	pthread_rwlock_unlock(&v->maplock);
+	if (res == -EOVERFLOW || res == -EINVAL)
+		res = 0;	/* too many references, or freed meanwhile */
+	else if (res == 0)
+		res = 1;
+out:
+	pthread_mutex_unlock(&fs->ovf_lock);
+	return res;
+}
+
 /* --- write-back --------------------------------------------------------- */
 
 enum { K_NONE, K_ZERO, K_SHARED, K_HOME, K_OVF };
@@ -502,8 +590,12 @@ static int try_share(struct hc_fs *fs, struct hc_volume *v, uint64_t b, uint64_t
 {
 	struct hc_phys p = { .file = (uint32_t)(c >> HC_PHYS_BLOCK_BITS),
 			     .block = c & HC_PHYS_BLOCK_MAX };
+	if (p.file == 0)
+		p.file = HC_PHYS_OVERFLOW;
 	if (has && hc_phys_eq(&p, cur))
 		return 0;	/* (would be a no-op; let the normal path decide) */
+	if (p.file == HC_PHYS_OVERFLOW)
+		return try_share_ovf(fs, v, b, p.block, data, cbuf);
 	struct hc_volume *x;
 	if (p.file == v->vid) {
 		x = v;
@@ -648,7 +740,11 @@ static int store_run(struct hc_fs *fs, struct hc_volume *v, uint64_t b0, struct 
 				nhome_clear++;
 		} else {
 			kind[k] = K_OVF;
+			pthread_mutex_lock(&fs->ovf_lock);
 			err = hc_refcount_alloc(rc, 1, &ovf[k]);
+			if (!err)
+				ovf_owner_set(fs, ovf[k], v);
+			pthread_mutex_unlock(&fs->ovf_lock);
 			if (err)
 				goto out;
 			novf++;
@@ -709,8 +805,12 @@ static int store_run(struct hc_fs *fs, struct hc_volume *v, uint64_t b0, struct 
 			p.file = HC_PHYS_OVERFLOW;
 			p.block = ovf[k];
 			err = hc_journal_map_set(fs->j, v->map, b, &p, NULL);
-			if (!err)
+			if (!err) {
 				kind[k] = K_NONE;	/* owned by the map now */
+				if (indexed(fs, v))
+					hc_hindex_insert(fs->hidx, hash[k], idx_dom(fs, v),
+							 hidx_phys(0, ovf[k]));
+			}
 			break;
 		default:
 			break;

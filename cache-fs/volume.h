@@ -122,6 +122,16 @@ struct hc_fs {
 	struct hc_hindex *hidx;
 	int dedup;			/* HC_DEDUP_*, set before requests are served */
 	int ovf_fd;			/* BACKING/overflow.dat */
+	/*
+	 * ovf_lock: overflow allocation, and a dedup compare-and-share of an
+	 * overflow block (no block can be reallocated and rewritten between
+	 * the compare and the new reference).  Nests inside rlock, outside
+	 * maplock.  ovf_dom[b]: 1 + the id of the domain whose write-back
+	 * filled overflow block b this mount (0: unknown, not a candidate).
+	 */
+	pthread_mutex_t ovf_lock;
+	uint32_t *ovf_dom;		/* ovf_lock */
+	uint64_t novf_dom;		/* ovf_lock */
 	uint64_t ovf_wgen, ovf_sgen;	/* atomics, as a volume's wgen/sgen */
 	uint32_t next_vid;		/* ns_lock; persisted in the backing dir's xattr */
 	uint32_t next_did;		/* ns_lock */

@@ -40,8 +40,9 @@ run() {
 	hc_info "$mode: $R"
 	d() { echo $(($(jqn "$s1" ".$1") - $(jqn "$s0" ".$1"))); }
 	DH=$(d hits) DM=$(d misses) DA=$(d admissions) DRB=$(d read_bytes)
+	DDUP=$(d dedup_blocks) DREF=$(d ref_blocks) DWB=$(d writebacks) DWR=$(d written_bytes)
 	hc_info "$mode: daemon hits $DH misses $DM admissions $DA read_bytes $DRB" \
-		"writebacks $(d writebacks) written_bytes $(d written_bytes)"
+		"writebacks $DWB written_bytes $DWR dedup_blocks $DDUP ref_blocks $DREF"
 	[ "$(jqn "$R" .verified)" = true ] || hc_fail "$mode: verification not reported"
 	[ "$(jqn "$R" .double_paged)" -gt 0 ] || hc_fail "$mode: nothing was double-paged"
 	[ "$(jqn "$R" .check_reads)" -gt 0 ] || hc_fail "$mode: --check-end read nothing back"
@@ -94,6 +95,12 @@ PLAIN=$R
 # --- dedup: the same calls (hecache's dedup is what would remove writes) --------
 run dedup
 [ "$((DH + DM))" = "$TR" ] || hc_fail "dedup: daemon read $((DH + DM)) blocks, hedp $TR"
+# hecache's dedup finds the hypervisor-swap block each double-paged page
+# was just read from (issue 6's goal, measured by bench: >= 95% of those
+# writes removed; asserted here with a margin for timing: >= 90%)
+DP=$(jqn "$R" .double_paged)
+hc_info "dedup: $DDUP blocks shared at write-back for $DP double-paged pages"
+[ $((DDUP * 100)) -ge $((DP * 90)) ] || hc_fail "dedup: only $DDUP of $DP double-paged writes shared"
 [ "$DA" = "$TW" ] || hc_fail "dedup: daemon admitted $DA blocks, hedp wrote $TW"
 calls='[.guest_faults, .guest_swapouts, .hyp_swapins, .hyp_swapouts, .double_paged,
 	.gswap.reads, .gswap.writes, .hswap.reads, .hswap.writes]'
@@ -110,20 +117,15 @@ hc_info "reference: double-paged $DP, copy_file_range ok $OK, fallbacks $FB"
 [ "$(jqn "$R" .hswap.reads)" = $(($(jqn "$PLAIN" .hswap.reads) - DP + FB)) ] ||
 	hc_fail "reference: HSWAP reads are not plain's minus the copied pages"
 [ "$(jqn "$R" .gswap.writes)" = "$FB" ] || hc_fail "reference: GSWAP written other than by fallbacks"
-# hecache-fs has no copy_file_range yet (it comes with swap-reconcile): the
-# FUSE kernel then emulates every call with a splice read and write, which
-# succeed, so hedp counts no fallback (fallbacks happen only where the call
-# is refused), and every double-paged page still costs the daemon one block
-# read and one block write that hedp did not issue.  THE DAY copy_file_range
-# IS IMPLEMENTED these checks fail: the copies become references, the daemon
-# sees hits + misses = TR and admissions = TW exactly (as in plain), extra
-# reads and writes 0.  Update them then (and keep OK + FB = DP).
-[ "$((DH + DM))" = $((TR + OK)) ] ||
-	hc_fail "reference: daemon read $((DH + DM)) blocks, hedp $TR + $OK copied (cfr implemented now? see the comment)"
-[ "$DA" = $((TW + OK)) ] ||
-	hc_fail "reference: daemon admitted $DA blocks, hedp wrote $TW + $OK copied (cfr implemented now? see the comment)"
-{ [ "$(jqn "$R" .daemon.extra_reads)" = "$OK" ] && [ "$(jqn "$R" .daemon.extra_writes)" = "$OK" ]; } ||
-	hc_fail "reference: hedp did not report the $OK emulated copies"
+# copy_file_range between volumes of one domain is references in
+# hecache-fs (swap-reconcile): the daemon reads and writes no block for the
+# copies, so it saw exactly the blocks hedp issued, and counted each copied
+# block as a reference.
+[ "$((DH + DM))" = "$TR" ] || hc_fail "reference: daemon read $((DH + DM)) blocks, hedp $TR"
+[ "$DA" = "$TW" ] || hc_fail "reference: daemon admitted $DA blocks, hedp wrote $TW"
+{ [ "$(jqn "$R" .daemon.extra_reads)" = 0 ] && [ "$(jqn "$R" .daemon.extra_writes)" = 0 ]; } ||
+	hc_fail "reference: hedp saw emulated copies (extra reads/writes)"
+[ "$DREF" = "$OK" ] || hc_fail "reference: daemon counted $DREF reference blocks for $OK copies"
 
 # --- the CSV: a header and one line per run ---------------------------------------
 [ "$(wc -l <"$HC_SCRATCH/hedp.csv")" = 4 ] || hc_fail "hedp.csv: expected a header and 3 lines"
