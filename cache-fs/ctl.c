@@ -592,17 +592,26 @@ static void add_extent(struct json_object *arr, uint64_t start, uint64_t count, 
 	json_object_array_add(arr, e);
 }
 
-/* Extents home/hole of blocks [first, end) from SEEK_DATA/SEEK_HOLE. */
+/* lseek of the home file, -errno; ENXIO past the end counts as `end`. */
+static int64_t home_seek(struct hc_volume *v, uint64_t blk, int whence, uint64_t end)
+{
+	off_t o = lseek(v->cv.fd, (off_t)(blk * HC_BLOCK_SIZE), whence);
+	if (o < 0)
+		return errno == ENXIO ? (int64_t)(end * HC_BLOCK_SIZE) : -errno;
+	return (int64_t)o;
+}
+
+/*
+ * Extents home/hole of blocks [first, end), which have no map entry: the
+ * home file's SEEK_DATA/SEEK_HOLE (the cache was flushed once by map_all).
+ */
 static int map_extents(struct req *r, struct hc_volume *v, uint64_t first, uint64_t end,
 		       struct json_object *arr)
 {
-	struct hc_fs *fs = r->c->info.fs;
 	uint64_t b = first;
 	while (b < end) {
-		int64_t data = hc_vol_seek(fs, v, (int64_t)(b * HC_BLOCK_SIZE), SEEK_DATA);
-		if (data == -ENXIO)
-			data = (int64_t)(end * HC_BLOCK_SIZE);
-		else if (data < 0)
+		int64_t data = home_seek(v, b, SEEK_DATA, end);
+		if (data < 0)
 			return (int)data;
 		uint64_t db = (uint64_t)data / HC_BLOCK_SIZE;
 		if (db > end)
@@ -611,7 +620,7 @@ static int map_extents(struct req *r, struct hc_volume *v, uint64_t first, uint6
 			add_extent(arr, b, db - b, "hole");
 		if (db >= end)
 			break;
-		int64_t hole = hc_vol_seek(fs, v, (int64_t)(db * HC_BLOCK_SIZE), SEEK_HOLE);
+		int64_t hole = home_seek(v, db, SEEK_HOLE, end);
 		if (hole < 0)
 			return (int)hole;
 		uint64_t hb = ((uint64_t)hole + HC_BLOCK_SIZE - 1) / HC_BLOCK_SIZE;
@@ -662,7 +671,10 @@ static int map_all(struct req *r, struct hc_volume *v, uint64_t first, uint64_t 
 {
 	struct run *runs = NULL;
 	size_t n = 0, cap = 0;
-	int err = 0;
+	/* Home holes are holes once every cached block is stored. */
+	int err = hc_vol_flush_home(r->c->info.fs, v);
+	if (err)
+		return err;
 	pthread_rwlock_rdlock(&v->maplock);
 	uint64_t b = first, l;
 	struct hc_phys p;

@@ -1021,21 +1021,33 @@ int64_t hc_rc_seek(struct hc_volume *v, int64_t off, int whence, uint64_t size)
 		uint64_t r = home < eoff ? home : eoff;
 		res = h < 0 && errno != ENXIO ? -errno : r >= size ? -ENXIO : (int64_t)r;
 	} else {
+		/*
+		 * The first home hole that no data entry covers: from a home
+		 * hole, skip the run of consecutive non-ZERO entries there (one
+		 * map walk, not one lseek per entry), and look again.
+		 */
 		uint64_t pos = (uint64_t)off;
-		for (;;) {
+		res = (int64_t)size;
+		while (pos < size) {
 			off_t h = lseek(v->cv.fd, (off_t)pos, SEEK_HOLE);
 			if (h < 0) {
-				res = -errno;
+				if (errno != ENXIO)	/* ENXIO: at the home file's end */
+					res = -errno;
 				break;
 			}
 			pos = (uint64_t)h;
+			if (pos >= size)
+				break;
+			uint64_t blk = pos / HC_BLOCK_SIZE, l;
 			struct hc_phys p;
-			if (pos >= size || hc_imap_lookup(v->map, pos / HC_BLOCK_SIZE, &p) ||
-			    hc_phys_is_zero(&p)) {
-				res = (int64_t)(pos < size ? pos : size);
+			while (hc_imap_next(v->map, blk, &l, &p) == 0 && l == blk &&
+			       !hc_phys_is_zero(&p))
+				blk++;
+			if (blk * HC_BLOCK_SIZE <= pos) {
+				res = (int64_t)pos;	/* no data entry here: a hole */
 				break;
 			}
-			pos = (pos / HC_BLOCK_SIZE + 1) * HC_BLOCK_SIZE;	/* data elsewhere */
+			pos = blk * HC_BLOCK_SIZE;	/* data elsewhere up to here */
 		}
 	}
 	pthread_rwlock_unlock(&v->maplock);

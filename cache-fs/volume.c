@@ -575,12 +575,16 @@ int hc_vol_fallocate(struct hc_fs *fs, struct hc_volume *v, int mode, uint64_t o
 	return err;
 }
 
+int hc_vol_flush_home(struct hc_fs *fs, struct hc_volume *v)
+{
+	int err = hc_cache_flush(fs->cache, &v->cv);
+	return err ? err : fix_home_size(v);
+}
+
 int64_t hc_vol_seek(struct hc_fs *fs, struct hc_volume *v, int64_t off, int whence)
 {
 	/* Holes are the home file's once every cached block is written. */
-	int err = hc_cache_flush(fs->cache, &v->cv);
-	if (!err)
-		err = fix_home_size(v);
+	int err = hc_vol_flush_home(fs, v);
 	if (err)
 		return err;
 	uint64_t size = hc_vol_size(v);

@@ -256,6 +256,12 @@ int hc_vol_fsync(struct hc_fs *fs, struct hc_volume *v, int datasync);
 int hc_vol_truncate(struct hc_fs *fs, struct hc_volume *v, uint64_t size);
 int hc_vol_fallocate(struct hc_fs *fs, struct hc_volume *v, int mode, uint64_t off, uint64_t len);
 /* SEEK_DATA / SEEK_HOLE; returns the offset or -errno. */
+/*
+ * Writes v's cached dirty blocks back and sets the home file's size to the
+ * volume's: afterwards the home file's holes (outside map entries) are
+ * the volume's.  0 or -errno.
+ */
+int hc_vol_flush_home(struct hc_fs *fs, struct hc_volume *v);
 int64_t hc_vol_seek(struct hc_fs *fs, struct hc_volume *v, int64_t off, int whence);
 uint64_t hc_vol_size(struct hc_volume *v);
 

@@ -1068,6 +1068,34 @@ START_TEST(test_dedup_same_run)
 }
 END_TEST
 
+/*
+ * SEEK_HOLE on a volume whose last block is a map entry (a dedup reference
+ * to its own block 0): the volume has no hole, so the answer is its size
+ * (once was ENXIO: the home file had a hole there and the search stepped
+ * past the end).  SEEK_DATA from the shared block finds it.
+ */
+START_TEST(test_seek_hole_entry)
+{
+	fs_open(engine_names[_i], 16 << 20, 0);
+	struct hc_volume *v = mkvol(mkdom("d"), "v");
+	char *a = t_alloc_aligned(BS);
+	uint64_t seed = 11;
+	t_fill_random(a, BS, &seed);
+	vwrite(v, 0, a, BS);
+	ck_assert_int_eq(hc_vol_fsync(F.fs, v, 0), 0);
+	vwrite(v, BS, a, BS);
+	ck_assert_int_eq(hc_vol_fsync(F.fs, v, 0), 0);
+	ck_assert_msg(hc_rc_has_entry(v, 1), "block 1 was not shared with block 0");
+	ck_assert_int_eq(hc_vol_seek(F.fs, v, 0, SEEK_HOLE), 2 * BS);
+	ck_assert_int_eq(hc_vol_seek(F.fs, v, BS, SEEK_HOLE), 2 * BS);
+	ck_assert_int_eq(hc_vol_seek(F.fs, v, BS, SEEK_DATA), BS);
+	vread(v, 0, a, BS);	/* out of the cache */
+	vcheck(v, BS, a, BS);
+	free(a);
+	fs_close();
+}
+END_TEST
+
 static Suite *volume_suite(void)
 {
 	Suite *s = suite_create("volume");
@@ -1094,6 +1122,7 @@ static Suite *volume_suite(void)
 	tcase_add_loop_test(tc, test_reopen, 0, 4);
 	tcase_add_test(tc, test_create_refused);
 	tcase_add_loop_test(tc, test_dedup_same_run, 0, 2);
+	tcase_add_loop_test(tc, test_seek_hole_entry, 0, 2);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("namespace");
