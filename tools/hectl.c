@@ -4,9 +4,10 @@
  * of the control protocol (doc/ctl-protocol.md) on BACKING/ctl.sock; the
  * reply is printed as a table, or with --json as the reply object itself.
  * Two subcommands work from the backing directory alone while the daemon is
- * down: map (SEEK_DATA/SEEK_HOLE on the home file) and fsck (superblock and
- * namespace only: there are no indirection maps to check yet).  defrag is
- * reserved for reconcile-defrag, which does not exist yet.
+ * down: map (the volume's entries in the swap-reconcile journal, and
+ * SEEK_DATA/SEEK_HOLE on the home file between them) and fsck (superblock,
+ * namespace, journal and maps; --repair).  defrag is reserved for
+ * reconcile-defrag's online mode.
  * Exit codes: 0 ok, 1 error (from the daemon, or found locally), 2 usage,
  * 3 daemon unreachable.  Any failure ends the process from where it is seen
  * (a short-lived tool: the kernel closes the socket and frees the memory).
@@ -832,6 +833,90 @@ static int scan_home(int fd, uint64_t size, uint64_t start, uint64_t end, struct
 	return 0;
 }
 
+/* DOMAIN/VOLUME of the home file with volume id vid, or "volume#vid". */
+static const char *vid_name(int rfd, uint32_t vid)
+{
+	const char *found = NULL;
+	int scan = openat(rfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *root = scan < 0 ? NULL : fdopendir(scan);
+	struct dirent *de;
+	while (!found && root && (de = readdir(root))) {
+		if (de->d_name[0] == '.')
+			continue;
+		int dfd = openat(rfd, de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		DIR *dom = dfd < 0 ? NULL : fdopendir(dfd);
+		struct dirent *ve;
+		while (!found && dom && (ve = readdir(dom))) {
+			struct stat st;
+			if (fstatat(dirfd(dom), ve->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+			    !S_ISREG(st.st_mode))
+				continue;
+			int fd = openat(dirfd(dom), ve->d_name,
+					O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+			char buf[16];
+			ssize_t n = fd < 0 ? -1 : fgetxattr(fd, "user.hecache.vid", buf, sizeof(buf) - 1);
+			if (fd >= 0)
+				close(fd);
+			if (n <= 0)
+				continue;
+			buf[n] = 0;
+			if (strtoul(buf, NULL, 10) == vid)
+				found = fmt("%s/%s", de->d_name, ve->d_name);
+		}
+		if (dom)
+			closedir(dom);
+	}
+	if (root)
+		closedir(root);
+	return found ? found : fmt("volume#%u", vid);
+}
+
+/*
+ * Extents of [start, end) of the volume with id vid, its home file fd of
+ * size bytes: map entries from the journal (runs of consecutive targets),
+ * home/hole between them.
+ */
+static int scan_mapped(struct ctx *c, struct hc_backing *b, uint32_t vid, int fd,
+		       uint64_t size, uint64_t start, uint64_t end, struct json_object *ext)
+{
+	char msg[PATH_MAX + 256];
+	struct hc_journal *j;
+	struct hc_journal_opts o = { .name = b->path };
+	int err = hc_journal_open(b->dirfd, &o, &j, msg, sizeof(msg));
+	if (err)
+		fail(c, X_ERROR, -err, "%s", msg);
+	struct hc_imap *m;
+	err = hc_journal_imap(j, vid, &m);
+	uint64_t pos = start, l;
+	struct hc_phys p;
+	while (!err && hc_imap_next(m, pos, &l, &p) == 0 && l < end) {
+		err = scan_home(fd, size, pos, l, ext);
+		uint64_t n = 1;
+		struct hc_phys q;
+		uint64_t l2;
+		while (l + n < end && hc_imap_next(m, l + n, &l2, &q) == 0 && l2 == l + n &&
+		       q.file == p.file && (hc_phys_is_zero(&p) || q.block == p.block + n))
+			n++;
+		struct json_object *e = json_object_new_object();
+		req_u64(e, "start", l);
+		req_u64(e, "count", n);
+		if (hc_phys_is_zero(&p)) {
+			req_str(e, "target", "zero");
+		} else {
+			req_str(e, "target", p.file == HC_PHYS_OVERFLOW ? "overflow"
+					     : vid_name(b->dirfd, p.file));
+			req_u64(e, "target_block", p.block);
+			req_u64(e, "refcount", hc_refcount_get(hc_journal_refcount(j), &p));
+		}
+		json_object_array_add(ext, e);
+		pos = l + n;
+	}
+	if (!err && pos < end)
+		err = scan_home(fd, size, pos, end, ext);
+	hc_journal_close(j);
+	return err;
+}
+
 /* The reply map would give, from BACKING/DOMAIN/VOLUME. */
 static struct json_object *offline_map(struct ctx *c)
 {
@@ -852,7 +937,28 @@ static struct json_object *offline_map(struct ctx *c)
 	if (start > end)	/* as the daemon answers */
 		fail(c, X_ERROR, EINVAL, "start %" PRIu64 " is past end %" PRIu64, start, end);
 	struct json_object *r = json_object_new_object(), *ext = json_object_new_array();
-	int err = scan_home(fd, size, start, end, ext);
+	/* With swap-reconcile metadata, the volume's map entries too. */
+	char buf[16];
+	ssize_t n = fgetxattr(fd, "user.hecache.vid", buf, sizeof(buf) - 1);
+	struct stat ms;
+	char mp[PATH_MAX], lp[PATH_MAX];
+	snprintf(mp, sizeof(mp), "%s/%s", c->backing, HC_CKPT_FILE);
+	snprintf(lp, sizeof(lp), "%s/%s", c->backing, HC_JOURNAL_FILE);
+	int err;
+	if (n > 0 && (stat(mp, &ms) == 0 || stat(lp, &ms) == 0)) {
+		char msg[PATH_MAX + 256];
+		struct hc_backing *b;
+		hc_log_set_level(LOG_ERR);
+		err = hc_backing_open(c->backing, 0, &b, msg, sizeof(msg));
+		if (err)
+			fail(c, X_ERROR, -err, "map: %s%s", msg,
+			     err == -HC_ELOCKED ? " (a daemon serves it: ask it, hectl -m)" : "");
+		buf[n] = 0;
+		err = scan_mapped(c, b, (uint32_t)strtoul(buf, NULL, 10), fd, size, start, end, ext);
+		hc_backing_close(b);
+	} else {
+		err = scan_home(fd, size, start, end, ext);
+	}
 	close(fd);
 	if (err)
 		fail(c, X_ERROR, -err, "%s: %s", path, strerror(-err));
@@ -1391,6 +1497,9 @@ static int check_target(void *arg, const struct hc_phys *p, uint32_t count)
 	return 0;
 }
 
+static void repaired(struct json_object *rep, const char *fmt_, ...)
+	__attribute__((format(printf, 2, 3)));
+
 /* swap-reconcile's metadata: the journal opens, cross-checks, targets exist. */
 static void fsck_journal(struct hc_backing *b, struct json_object *rep)
 {
@@ -1421,6 +1530,9 @@ static void fsck_journal(struct hc_backing *b, struct json_object *rep)
 	req_u64(o2, "maps", js.nvols);
 	req_u64(o2, "seq", js.seq);
 	req_u64(o2, "replayed", js.replayed);
+	if (js.torn_bytes)
+		repaired(rep, "%s/%s: torn tail of %" PRIu64 " bytes cut (the commit a crash "
+			 "interrupted; never acknowledged)", b->path, HC_JOURNAL_FILE, js.torn_bytes);
 	json_object_object_add(rep, "metadata", o2);
 	hc_journal_close(j);
 }

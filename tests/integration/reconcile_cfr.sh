@@ -46,6 +46,14 @@ import json, sys; print(json.load(sys.stdin)["domains"][0]["ref_blocks"])') || h
 hc_umount "$MNT"
 u1=$(used)
 hc_info "64 MiB copy_file_range: backing grew by $((u1 - u0)) bytes in $(echo "$t1 - $t0" | bc) s"
+# offline, hectl map reads the journal: the copy is one run of references to vm/src
+"$HC_TOP_BUILDDIR/tools/hectl" -b "$BACK" --json map vm/dst >"$HC_SCRATCH/omap" ||
+	hc_fail "offline hectl map failed: $(cat "$HC_SCRATCH/omap")"
+python3 - "$HC_SCRATCH/omap" <<'PY' || hc_fail "offline map does not show the references: $(cat "$HC_SCRATCH/omap")"
+import json, sys
+e = json.load(open(sys.argv[1]))["extents"]
+assert e == [{"start": 0, "count": 16384, "target": "vm/src", "target_block": 0, "refcount": 1}], e
+PY
 [ $((u1 - u0)) -lt $MiB ] || hc_fail "the copy stored $((u1 - u0)) bytes (>= 1 MiB): not references"
 
 hc_mount "$BACK" "$MNT" -o cache=64M
