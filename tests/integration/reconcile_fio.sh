@@ -77,7 +77,7 @@ run_fio() {
 	local what=$1 t0 t1
 	shift
 	t0=$(date +%s.%N)
-	fio "$@" "$HC_SCRATCH/jobs.fio" >"$HC_SCRATCH/fio.out" 2>&1 || {
+	(cd "$HC_SCRATCH" && fio "$@" "$HC_SCRATCH/jobs.fio") >"$HC_SCRATCH/fio.out" 2>&1 || {
 		grep -E "err=|verify|crc|bad" "$HC_SCRATCH/fio.out" | head -20 >&2
 		hc_fail "$what: fio failed (its messages above)"
 	}
