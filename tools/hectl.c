@@ -1285,7 +1285,8 @@ static int run_defrag(struct ctx *c)
 	const char *verb = c->arg[0];
 	if (strcmp(verb, "start") && strcmp(verb, "status") && strcmp(verb, "cancel"))
 		usage_error(c, "defrag: expected start, status or cancel, not '%s'", verb);
-	fail(c, X_ERROR, EOPNOTSUPP, "defrag: reconcile-defrag is not available in this version");
+	fail(c, X_ERROR, EOPNOTSUPP, "defrag: online defrag is not available in this version; "
+	     "unmount and run reconcile-defrag --offline BACKING (reconcile-defrag(8))");
 }
 
 /* --- fsck (offline) ----------------------------------------------------------------- */
@@ -1840,7 +1841,7 @@ static const struct cmd cmds[] = {
 	{ "cache", "resize", "SIZE", 1, 1, 0, NULL, build_cache_resize, show_cache_resize, NULL,
 	  "Asks to resize the cache. Not supported by protocol 1: remount with -o cache=SIZE." },
 	{ "defrag", NULL, "start|status|cancel", 1, 1, 0, run_defrag, NULL, NULL, NULL,
-	  "Reserved for reconcile-defrag, not available in this version." },
+	  "Online reconcile-defrag (not available yet: reconcile-defrag --offline)." },
 	{ "fsck", NULL, "[BACKING] [--repair] [--bytes]", 0, 1, SIZES | F(OPT_REPAIR), run_fsck, NULL, NULL, NULL,
 	  "Checks a backing directory while no daemon uses it: both superblock copies, the "
 	  "clean flag, domains and volumes. Exit 1 when a problem is found." },

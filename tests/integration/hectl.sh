@@ -100,7 +100,7 @@ grep_in "$ERR" "$HC_SCRATCH/nowhere.sock" "no daemon: the socket is named"
 run 3 --json -S "$HC_SCRATCH/nowhere.sock" status
 jcheck '.error == "ENOENT" and (.message | type) == "string"' "no daemon, --json"
 run 1 -b "$BACK" defrag start
-grep_in "$ERR" 'reconcile-defrag is not available' "defrag"
+grep_in "$ERR" 'online defrag is not available.*reconcile-defrag --offline' "defrag"
 
 # --- status -------------------------------------------------------------------------
 ok --json status

@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * reconcile-defrag's engine (DESIGN.md "reconcile-defrag"): the locality of
+ * a volume's layout, and policy `home` -- copy every indirected block of a
+ * volume back to its home offset and drop the indirection -- over a journal
+ * opened offline (journal.h).  The online half (through the daemon, under
+ * its volume locks) is not here yet; neither is policy `swap`.
+ *
+ * Not thread safe: the caller owns the journal and the files alone (the
+ * backing directory's lock, sb.h, keeps the daemon out).
+ */
+#ifndef HC_DEFRAG_H
+#define HC_DEFRAG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "journal.h"
+
+/*
+ * The layout of one volume's logical blocks [0, blocks), where block b lives
+ * at phys(b): its map entry, or its home block (vid, b) when it has none.
+ * See reconcile-defrag(8) "LOCALITY" for the definitions.
+ */
+struct hc_defrag_locality {
+	uint64_t blocks;	/* logical blocks: the home file's size, rounded up */
+	uint64_t entries;	/* map entries (indirections), ZERO included */
+	uint64_t zero;		/* of which ZERO */
+	uint64_t runs;		/* maximal physically consecutive runs over [0, blocks) */
+	uint64_t pairs;		/* pairs (b, b+1), both non-ZERO, both in one file */
+	uint64_t jump_sum;	/* sum of |phys(b+1) - phys(b) - 1| over those pairs */
+};
+
+/* The locality of map m (NULL: no map, every block at home) of volume vid. */
+void hc_defrag_locality(const struct hc_imap *m, uint32_t vid, uint64_t blocks,
+			struct hc_defrag_locality *out);
+/* sum += l, field by field. */
+void hc_defrag_locality_add(struct hc_defrag_locality *sum, const struct hc_defrag_locality *l);
+/* jump_sum / pairs, 0 without pairs. */
+double hc_defrag_mean_jump(const struct hc_defrag_locality *l);
+
+/* What one call of hc_defrag_home did (or, with dry_run, would do). */
+struct hc_defrag_result {
+	uint64_t moved;		/* blocks copied home, their entries dropped */
+	uint64_t zeroed;	/* ZERO entries whose home block was punched, then dropped */
+	uint64_t bytes;		/* bytes written at home */
+	uint64_t kept_shared;	/* entries left: home block another entry's target (I3) */
+	uint64_t kept_eof;	/* entries left: past the end of the home file */
+	uint64_t ovf_freed;	/* overflow.dat blocks this call freed and punched */
+	uint64_t batches;	/* commits */
+};
+
+/* How hc_defrag_home reaches the files and reports progress. */
+struct hc_defrag_io {
+	/*
+	 * A descriptor to read physical file `file` (a volume id, or
+	 * HC_PHYS_OVERFLOW; that one must be writable, for punching) from, or
+	 * -errno (-ENOENT: no such file).  Owned by the caller.
+	 */
+	int (*file_fd)(void *arg, uint32_t file);
+	/*
+	 * Called after each committed batch with this call's totals so far;
+	 * may sleep (rate limit).  Non-zero stops the pass after that batch
+	 * (hc_defrag_home then returns -EINTR, everything done so far durable).
+	 * NULL: never stops.
+	 */
+	int (*batch_done)(void *arg, const struct hc_defrag_result *sofar);
+	void *arg;
+};
+
+struct hc_defrag_home_opts {
+	uint32_t batch_blocks;	/* entries per batch (write, sync, drop, commit); 0: 1024 */
+	int dry_run;		/* classify only: no I/O, no record */
+};
+
+#define HC_DEFRAG_BATCH 1024u
+
+/*
+ * One pass of policy home over volume vid: home file fd (read-write), size
+ * bytes.  For each entry of the volume's map, in logical order: an entry
+ * whose home block is itself a target (hc_refcount_get > 0) is left alone
+ * (I3: its home holds another volume's data) and counted in kept_shared, one
+ * past the end of the home file in kept_eof; any other gets its data
+ * written at home (a ZERO entry: the home block punched, zeros written
+ * where punching is not supported).  Per batch, I4: the home file is synced
+ * (fdatasync; fsync when the batch punched) before the entries are dropped
+ * (hc_journal_map_clear, one record per physically consecutive run) and
+ * committed; overflow.dat blocks left without references are punched only
+ * after that commit.  A crash at any point leaves every entry either still
+ * there (pointing at its unchanged target) or dropped with its data durable
+ * at home, so a rerun continues.  Entries freed by this pass (another
+ * volume's home blocks no longer shared) may let a next pass move blocks
+ * kept in this one.
+ *
+ * Returns 0; -EINTR when batch_done asked to stop; else -errno or the
+ * journal's error with one line in msg (the batch in flight is not dropped:
+ * its entries stay, pointing at their unchanged targets).
+ */
+int hc_defrag_home(struct hc_journal *j, uint32_t vid, int fd, uint64_t size,
+		   const struct hc_defrag_home_opts *o, const struct hc_defrag_io *io,
+		   struct hc_defrag_result *res, char *msg, size_t msglen)
+	__attribute__((warn_unused_result));
+
+#endif
