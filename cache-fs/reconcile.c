@@ -58,6 +58,20 @@
 #define NEXT_VID_XATTR "user.hecache.next_vid"
 #define OVF_FILE "overflow.dat"
 #define MAX_CAND 4
+#define NIFL 128		/* asynchronous write-back runs in flight, all volumes */
+#define RUN_MAX 64		/* blocks in one write-back run (the cache's WB_MAX) */
+
+/* One plain in-place write-back run in flight through the io engine. */
+struct hc_rc_ifl {
+	struct hc_rc_ifl *next;
+	struct hc_volume *v;
+	uint64_t b0;
+	unsigned n;
+	void (*done)(struct hc_io *io);	/* the cache's completion */
+	void *priv;
+	uint64_t hash[RUN_MAX];
+	int hashed;
+};
 #define HIDX_VID_BITS 24	/* hash index phys = vid << 40 | block */
 
 static const char zero_block[HC_BLOCK_SIZE] __attribute__((aligned(HC_BLOCK_SIZE)));
@@ -206,6 +220,8 @@ int hc_rc_attach(struct hc_fs *fs, struct hc_volume *v)
 	}
 	v->vid = vid;
 	pthread_mutex_init(&v->rlock, NULL);
+	pthread_mutex_init(&v->ifl_lock, NULL);
+	v->ifl = NULL;
 	pthread_rwlock_init(&v->maplock, NULL);
 	v->cv.wb_submit = vol_wb_submit;
 	v->cv.read_block = vol_read_block;
@@ -285,6 +301,7 @@ void hc_rc_forget_volume(struct hc_fs *fs, struct hc_volume *v)
 	pthread_rwlock_unlock(&v->maplock);
 	v->map = NULL;
 	pthread_mutex_destroy(&v->rlock);
+	pthread_mutex_destroy(&v->ifl_lock);
 	pthread_rwlock_destroy(&v->maplock);
 }
 
@@ -295,6 +312,16 @@ int hc_rc_open(struct hc_fs *fs, char *msg, size_t msglen)
 	fs->ovf_fd = -1;
 	pthread_mutex_init(&fs->vid_lock, NULL);
 	pthread_mutex_init(&fs->ovf_lock, NULL);
+	pthread_mutex_init(&fs->ifl_pool_lock, NULL);
+	fs->ifl_pool = calloc(NIFL, sizeof(*fs->ifl_pool));
+	if (!fs->ifl_pool) {
+		snprintf(msg, msglen, "out of memory");
+		return -ENOMEM;
+	}
+	for (unsigned i = 0; i < NIFL; i++) {
+		fs->ifl_pool[i].next = fs->ifl_free;
+		fs->ifl_free = &fs->ifl_pool[i];
+	}
 	pthread_mutex_init(&fs->timer_lock, NULL);
 	pthread_cond_init(&fs->timer_cond, NULL);
 	struct hc_journal_opts o = { .name = fs->b->path };
@@ -401,6 +428,9 @@ void hc_rc_close(struct hc_fs *fs, int clean)
 	free(fs->ovf_dom);
 	fs->ovf_dom = NULL;
 	fs->novf_dom = 0;
+	free(fs->ifl_pool);
+	fs->ifl_pool = fs->ifl_free = NULL;
+	pthread_mutex_destroy(&fs->ifl_pool_lock);
 	pthread_mutex_destroy(&fs->vid_lock);
 	pthread_mutex_destroy(&fs->ovf_lock);
 	pthread_mutex_destroy(&fs->timer_lock);
@@ -576,6 +606,17 @@ out:
 	return res;
 }
 
+/* 1 when home block blk of v is being written by an asynchronous run. */
+static int in_flight(struct hc_volume *v, uint64_t blk)
+{
+	int r = 0;
+	pthread_mutex_lock(&v->ifl_lock);
+	for (struct hc_rc_ifl *f = v->ifl; f && !r; f = f->next)
+		r = blk >= f->b0 && blk - f->b0 < f->n;
+	pthread_mutex_unlock(&v->ifl_lock);
+	return r;
+}
+
 /* --- write-back --------------------------------------------------------- */
 
 enum { K_NONE, K_ZERO, K_SHARED, K_HOME, K_OVF };
@@ -618,8 +659,8 @@ static int try_share(struct hc_fs *fs, struct hc_volume *v, uint64_t b, uint64_t
 	int res = 0;
 	if (x->noshare || (x->dom != v->dom && fs->dedup != HC_DEDUP_ALL))
 		goto out;	/* I2: no sharing across domains unless configured */
-	/* Only whole blocks inside the candidate's size. */
-	if ((p.block + 1) * HC_BLOCK_SIZE > hc_vol_size(x))
+	/* Only whole blocks inside the candidate's size, not being written. */
+	if ((p.block + 1) * HC_BLOCK_SIZE > hc_vol_size(x) || in_flight(x, p.block))
 		goto out;
 	ssize_t r = pread(x->cv.fd, cbuf, HC_BLOCK_SIZE, (off_t)(p.block * HC_BLOCK_SIZE));
 	if (r != HC_BLOCK_SIZE || memcmp(cbuf, data, HC_BLOCK_SIZE))
@@ -678,14 +719,61 @@ static int write_blocks(int fd, struct iovec *iov, unsigned n, uint64_t off)
 	return 0;
 }
 
+static struct hc_rc_ifl *ifl_get(struct hc_fs *fs)
+{
+	pthread_mutex_lock(&fs->ifl_pool_lock);
+	struct hc_rc_ifl *f = fs->ifl_free;
+	if (f)
+		fs->ifl_free = f->next;
+	pthread_mutex_unlock(&fs->ifl_pool_lock);
+	return f;
+}
+
+static void ifl_put(struct hc_fs *fs, struct hc_rc_ifl *f)
+{
+	pthread_mutex_lock(&fs->ifl_pool_lock);
+	f->next = fs->ifl_free;
+	fs->ifl_free = f;
+	pthread_mutex_unlock(&fs->ifl_pool_lock);
+}
+
+/* Completion of an asynchronous in-place run: hints, then the cache's done. */
+static void ifl_done(struct hc_io *io)
+{
+	struct hc_rc_ifl *f = io->priv;
+	struct hc_volume *v = f->v;
+	struct hc_fs *fs = v->fs;
+	/* Counted even after a failure: the home file may have changed. */
+	__atomic_fetch_add(&v->wgen, 1, __ATOMIC_RELEASE);
+	if (io->res >= 0 && f->hashed)
+		for (unsigned k = 0; k < f->n; k++)
+			hc_hindex_insert(fs->hidx, f->hash[k], idx_dom(fs, v),
+					 hidx_phys(v->vid, f->b0 + k));
+	pthread_mutex_lock(&v->ifl_lock);
+	struct hc_rc_ifl **pp = &v->ifl;
+	while (*pp != f)
+		pp = &(*pp)->next;
+	*pp = f->next;
+	pthread_mutex_unlock(&v->ifl_lock);
+	io->done = f->done;
+	io->priv = f->priv;
+	io->saved = 0;
+	ifl_put(fs, f);
+	io->done(io);	/* v may be gone after this */
+}
+
 /*
  * Stores a write-back run of v: blocks b0 .. b0+n-1 with data in iov;
  * *saved gets the number stored without a data write (zero, shared).
+ * A run of plain in-place blocks (no entry to clear, no home block shared)
+ * goes to the io engine as one vectored write and returns 1: io->done is
+ * called at its completion (the rlock is not held meanwhile: the run is
+ * registered in v->ifl so that no dedup compares its blocks).
  * Returns 0 or -errno (the cache keeps the blocks dirty and retries; every
  * state reached on the way is consistent).
  */
 static int store_run(struct hc_fs *fs, struct hc_volume *v, uint64_t b0, struct iovec *iov,
-		     unsigned n, uint32_t *saved)
+		     unsigned n, uint32_t *saved, struct hc_io *io)
 {
 	uint8_t kind[64];
 	uint8_t had[64];
@@ -749,6 +837,32 @@ static int store_run(struct hc_fs *fs, struct hc_volume *v, uint64_t b0, struct 
 				goto out;
 			novf++;
 		}
+	}
+	/* The common case: one asynchronous write, no map change. */
+	struct hc_rc_ifl *f;
+	if (nhome == n && !nhome_clear && n <= RUN_MAX && (f = ifl_get(fs))) {
+		f->v = v;
+		f->b0 = b0;
+		f->n = n;
+		f->hashed = indexed(fs, v);
+		if (f->hashed)
+			memcpy(f->hash, hash, n * sizeof(hash[0]));
+		f->done = io->done;
+		f->priv = io->priv;
+		pthread_mutex_lock(&v->ifl_lock);
+		f->next = v->ifl;
+		v->ifl = f;
+		pthread_mutex_unlock(&v->ifl_lock);
+		pthread_mutex_unlock(&v->rlock);
+		free(cbuf);
+		io->done = ifl_done;
+		io->priv = f;
+		int e = hc_ioeng_submit(fs->eng, io);
+		if (e) {
+			io->res = e;
+			ifl_done(io);
+		}
+		return 1;
 	}
 	/* Data: runs of in-place blocks as one vectored write each. */
 	for (unsigned k = 0; k < n && !err;) {
@@ -840,7 +954,9 @@ static int vol_wb_submit(struct hc_cvol *cv, struct hc_io *io)
 {
 	struct hc_volume *v = cv_vol(cv);
 	uint64_t b0 = (uint64_t)io->off / HC_BLOCK_SIZE;
-	int err = store_run(v->fs, v, b0, io->iov, (unsigned)io->iovcnt, &io->saved);
+	int err = store_run(v->fs, v, b0, io->iov, (unsigned)io->iovcnt, &io->saved, io);
+	if (err == 1)
+		return 0;	/* in flight: io->done comes at its completion */
 	io->res = err ? err : (ssize_t)io->iovcnt * HC_BLOCK_SIZE;
 	io->done(io);
 	return 0;

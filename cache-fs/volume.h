@@ -91,6 +91,14 @@ struct hc_volume {
 	/* maplock: map lookups (shared) vs changes (exclusive, rlock held too). */
 	pthread_rwlock_t maplock;
 	uint64_t wgen, sgen;		/* atomics: home writes done / covered by fdatasync */
+	/*
+	 * Plain in-place write-back runs in flight through the io engine
+	 * (rlock released): registered under rlock, removed at completion
+	 * under ifl_lock; a dedup candidate inside one is skipped (its home
+	 * bytes are changing).
+	 */
+	pthread_mutex_t ifl_lock;
+	struct hc_rc_ifl *ifl;		/* ifl_lock: list of runs in flight */
 	int noshare;			/* rlock: a truncate is under way, share nothing */
 };
 
@@ -132,6 +140,10 @@ struct hc_fs {
 	pthread_mutex_t ovf_lock;
 	uint32_t *ovf_dom;		/* ovf_lock */
 	uint64_t novf_dom;		/* ovf_lock */
+	/* Contexts of asynchronous write-back runs (reconcile.c), preallocated. */
+	pthread_mutex_t ifl_pool_lock;
+	struct hc_rc_ifl *ifl_free;	/* ifl_pool_lock */
+	struct hc_rc_ifl *ifl_pool;
 	uint64_t ovf_wgen, ovf_sgen;	/* atomics, as a volume's wgen/sgen */
 	uint32_t next_vid;		/* ns_lock; persisted in the backing dir's xattr */
 	uint32_t next_did;		/* ns_lock */
