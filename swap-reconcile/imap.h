@@ -43,19 +43,30 @@ static inline int hc_phys_eq(const struct hc_phys *a, const struct hc_phys *b)
 
 struct hc_imap;
 
+/*
+ * The largest logical block a map holds.  Volumes are at most 2^44 bytes
+ * (HC_MAX_VOLUME_SIZE, cache-fs/volume.h), so their blocks fit in 32 bits,
+ * and so do the map's keys; a set beyond is refused, never truncated.
+ */
+#define HC_IMAP_LBLK_MAX 0xFFFFFFFFull
+
 /* Creates an empty map for volume vol.  Returns 0 or -ENOMEM. */
 int hc_imap_create(uint32_t vol, struct hc_imap **out) __attribute__((warn_unused_result));
 /* Frees the map and every entry; NULL is fine. */
 void hc_imap_destroy(struct hc_imap *m);
 uint32_t hc_imap_vol(const struct hc_imap *m);
 
-/* 0 and *out = the entry of lblk, or -ENOENT when lblk lives at home. */
+/*
+ * 0 and *out = the entry of lblk, or -ENOENT when lblk lives at home (as
+ * every block past HC_IMAP_LBLK_MAX does).
+ */
 int hc_imap_lookup(const struct hc_imap *m, uint64_t lblk, struct hc_phys *out);
 
 /*
  * Sets lblk's entry to *p.  Returns 0 when lblk had no entry, 1 when an
  * entry was replaced (its old value in *old when old is not NULL),
- * -EINVAL for an invalid address, -ENOMEM (map unchanged).
+ * -EINVAL for an invalid address or lblk > HC_IMAP_LBLK_MAX, -ENOMEM
+ * (map unchanged).
  */
 int hc_imap_set(struct hc_imap *m, uint64_t lblk, const struct hc_phys *p, struct hc_phys *old);
 
