@@ -775,6 +775,55 @@ int hc_cache_flush(struct hc_cache *c, struct hc_cvol *v)
 	return err;
 }
 
+int hc_cache_flush_range(struct hc_cache *c, struct hc_cvol *v, uint64_t first, uint64_t last)
+{
+	if (last - first >= c->nslots)
+		return hc_cache_flush(c, v);	/* cheaper than probing every block */
+	struct wbio *pend = NULL;
+	int err = 0;
+	pthread_mutex_lock(&c->lock);
+	for (uint64_t b = first;; b++) {
+		uint32_t i;
+		while ((i = find(c, v->id, b)) != NIL) {
+			struct slot *s = &c->slots[i];
+			if (s->state == S_DIRTY && s->failed) {
+				err = err ? err : (v->wb_err ? v->wb_err : -EIO);
+				break;
+			}
+			if (s->state == S_DIRTY) {
+				if (start_wb(c, i, 0, NULL, &pend))
+					wait_progress(c, &pend);
+				continue;
+			}
+			if (s->state == S_WB || s->state == S_FILL) {
+				wait_progress(c, &pend);
+				continue;
+			}
+			break;	/* clean */
+		}
+		if (b == last)
+			break;
+	}
+	pthread_mutex_unlock(&c->lock);
+	submit_pending(c, pend);
+	if (err)
+		return err;
+	/* The write-backs just started: wait until none of the range is busy. */
+	pthread_mutex_lock(&c->lock);
+	for (uint64_t b = first;; b++) {
+		uint32_t i;
+		while ((i = find(c, v->id, b)) != NIL &&
+		       (c->slots[i].state == S_WB || c->slots[i].state == S_FILL))
+			pthread_cond_wait(&c->cond, &c->lock);
+		if (i != NIL && c->slots[i].state == S_DIRTY && !err)
+			err = v->wb_err ? v->wb_err : -EIO;	/* its write-back failed */
+		if (b == last)
+			break;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return err;
+}
+
 /* Drops slot i if not busy; returns 1 dropped, 0 not cached, -1 busy. */
 static int drop_one(struct hc_cache *c, struct hc_cvol *v, uint32_t i)
 {

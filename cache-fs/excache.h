@@ -136,6 +136,12 @@ int hc_cache_write(struct hc_cache *c, struct hc_cvol *v, uint64_t off, const vo
  * every dirty block, which stays cached meanwhile.
  */
 int hc_cache_flush(struct hc_cache *c, struct hc_cvol *v);
+/*
+ * Writes back v's dirty blocks in [first, last] (and waits for those being
+ * written): afterwards storage holds that range.  Returns 0 or the first
+ * write-back error of the range (the blocks stay cached, dirty).
+ */
+int hc_cache_flush_range(struct hc_cache *c, struct hc_cvol *v, uint64_t first, uint64_t last);
 
 /*
  * Drops blocks [first, last] of v, dirty or not, without writing them;

@@ -620,8 +620,9 @@ ssize_t hc_vol_copy_range(struct hc_fs *fs, struct hc_volume *src, uint64_t soff
 		res = -EOPNOTSUPP;	/* a partial block: copied by the kernel */
 		goto out;
 	}
-	/* The source's data at storage, the destination's cached blocks gone. */
-	int err = hc_cache_flush(fs->cache, &src->cv);
+	/* The source range's data at storage, the destination's cached blocks gone. */
+	int err = hc_cache_flush_range(fs->cache, &src->cv, soff / HC_BLOCK_SIZE,
+				       soff / HC_BLOCK_SIZE + n - 1);
 	if (!err)
 		err = fix_home_size(src);
 	if (err) {
@@ -634,8 +635,10 @@ ssize_t hc_vol_copy_range(struct hc_fs *fs, struct hc_volume *src, uint64_t soff
 	if (!err)
 		err = hc_rc_copy_refs(fs, src, soff / HC_BLOCK_SIZE, dst, doff / HC_BLOCK_SIZE, n,
 				      &done);
-	if (!err)
-		err = hc_rc_commit(fs);
+	/*
+	 * No commit here: the records point at durable data already (I4), and
+	 * like any write a copy is durable after fsync (I5) or the 1 s timer.
+	 */
 	res = err ? err : done ? (ssize_t)(done * HC_BLOCK_SIZE) : -EOPNOTSUPP;
 out:
 	pthread_rwlock_unlock(&b->iolock);
