@@ -833,42 +833,28 @@ static int scan_home(int fd, uint64_t size, uint64_t start, uint64_t end, struct
 	return 0;
 }
 
+struct vid_find {
+	uint32_t vid;
+	const char *name;
+};
+
+static int match_vid(void *arg, const char *dom, const char *vol, uint32_t vid)
+{
+	struct vid_find *f = arg;
+	if (vid != f->vid)
+		return 0;
+	f->name = fmt("%s/%s", dom, vol);
+	return 1;
+}
+
+static void each_home(int rfd, int (*fn)(void *, const char *, const char *, uint32_t), void *arg);
+
 /* DOMAIN/VOLUME of the home file with volume id vid, or "volume#vid". */
 static const char *vid_name(int rfd, uint32_t vid)
 {
-	const char *found = NULL;
-	int scan = openat(rfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *root = scan < 0 ? NULL : fdopendir(scan);
-	struct dirent *de;
-	while (!found && root && (de = readdir(root))) {
-		if (de->d_name[0] == '.')
-			continue;
-		int dfd = openat(rfd, de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		DIR *dom = dfd < 0 ? NULL : fdopendir(dfd);
-		struct dirent *ve;
-		while (!found && dom && (ve = readdir(dom))) {
-			struct stat st;
-			if (fstatat(dirfd(dom), ve->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-			    !S_ISREG(st.st_mode))
-				continue;
-			int fd = openat(dirfd(dom), ve->d_name,
-					O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-			char buf[16];
-			ssize_t n = fd < 0 ? -1 : fgetxattr(fd, "user.hecache.vid", buf, sizeof(buf) - 1);
-			if (fd >= 0)
-				close(fd);
-			if (n <= 0)
-				continue;
-			buf[n] = 0;
-			if (strtoul(buf, NULL, 10) == vid)
-				found = fmt("%s/%s", de->d_name, ve->d_name);
-		}
-		if (dom)
-			closedir(dom);
-	}
-	if (root)
-		closedir(root);
-	return found ? found : fmt("volume#%u", vid);
+	struct vid_find f = { vid, NULL };
+	each_home(rfd, match_vid, &f);
+	return f.name ? f.name : fmt("volume#%u", vid);
 }
 
 /*
@@ -1440,19 +1426,23 @@ static int vid_known(const struct vidset *s, uint32_t vid)
 	return 0;
 }
 
-/* Volume ids of every home file (user.hecache.vid). */
-static void collect_vids(int rfd, struct vidset *s)
+/*
+ * Calls fn(arg, domain, volume, vid) for each home file (a regular file in
+ * a domain) with a volume id (user.hecache.vid), until fn returns non-zero.
+ */
+static void each_home(int rfd, int (*fn)(void *, const char *, const char *, uint32_t), void *arg)
 {
 	int scan = openat(rfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	DIR *root = scan < 0 ? NULL : fdopendir(scan);
 	struct dirent *de;
-	while (root && (de = readdir(root))) {
+	int stop = 0;
+	while (!stop && root && (de = readdir(root))) {
 		if (de->d_name[0] == '.')
 			continue;
 		int dfd = openat(rfd, de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		DIR *dom = dfd < 0 ? NULL : fdopendir(dfd);
 		struct dirent *ve;
-		while (dom && (ve = readdir(dom))) {
+		while (!stop && dom && (ve = readdir(dom))) {
 			struct stat st;
 			if (fstatat(dirfd(dom), ve->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
 			    !S_ISREG(st.st_mode))
@@ -1466,19 +1456,34 @@ static void collect_vids(int rfd, struct vidset *s)
 			if (n <= 0)
 				continue;
 			buf[n] = 0;
-			if (s->n == s->cap) {
-				s->cap = s->cap ? 2 * s->cap : 64;
-				s->v = realloc(s->v, s->cap * sizeof(*s->v));
-				if (!s->v)
-					oom();
-			}
-			s->v[s->n++] = (uint32_t)strtoul(buf, NULL, 10);
+			stop = fn(arg, de->d_name, ve->d_name, (uint32_t)strtoul(buf, NULL, 10));
 		}
 		if (dom)
 			closedir(dom);
 	}
 	if (root)
 		closedir(root);
+}
+
+static int add_vid(void *arg, const char *dom, const char *vol, uint32_t vid)
+{
+	struct vidset *s = arg;
+	(void)dom;
+	(void)vol;
+	if (s->n == s->cap) {
+		s->cap = s->cap ? 2 * s->cap : 64;
+		s->v = realloc(s->v, s->cap * sizeof(*s->v));
+		if (!s->v)
+			oom();
+	}
+	s->v[s->n++] = vid;
+	return 0;
+}
+
+/* Volume ids of every home file (user.hecache.vid). */
+static void collect_vids(int rfd, struct vidset *s)
+{
+	each_home(rfd, add_vid, s);
 }
 
 struct missing_arg {
