@@ -52,6 +52,7 @@
 #include "journal.h"
 #include "hecache/errors.h"
 #include "log.h"
+#include "util.h"
 #include "volume.h"
 
 #define VID_XATTR "user.hecache.vid"
@@ -461,23 +462,10 @@ static int read_phys(struct hc_fs *fs, struct hc_volume *v, const struct hc_phys
 		}
 		fd = t->cv.fd;
 	}
-	ssize_t r;
-	size_t got = 0;
-	while (got < HC_BLOCK_SIZE) {
-		r = pread(fd, (char *)buf + got, HC_BLOCK_SIZE - got,
-			  (off_t)(p->block * HC_BLOCK_SIZE + got));
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (r == 0)
-			break;
-		got += (size_t)r;
-	}
-	if (got < HC_BLOCK_SIZE)
-		memset((char *)buf + got, 0, HC_BLOCK_SIZE - got);
-	hc_cache_count_read(fs->cache, &v->cv, got);
+	ssize_t got = hc_pread_full(fd, buf, HC_BLOCK_SIZE, (off_t)(p->block * HC_BLOCK_SIZE));
+	if (got < 0)
+		return (int)got;
+	hc_cache_count_read(fs->cache, &v->cv, (uint64_t)got);
 	return 0;
 }
 

@@ -49,6 +49,7 @@
 
 #include "defrag.h"
 #include "hecache/format.h"
+#include "util.h"
 
 /* --- locality ------------------------------------------------------------------------ */
 
@@ -163,46 +164,6 @@ struct pass {
 	void *buf;		/* RUN_MAX blocks */
 };
 
-static int read_full(int fd, void *buf, size_t len, off_t off)
-{
-	char *p = buf;
-	while (len) {
-		ssize_t n = pread(fd, p, len, off);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0) {
-			memset(p, 0, len);	/* past the end of the file: zeros */
-			return 0;
-		}
-		p += n;
-		off += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-static int write_full(int fd, const void *buf, size_t len, off_t off)
-{
-	const char *p = buf;
-	while (len) {
-		ssize_t n = pwrite(fd, p, len, off);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			return -EIO;
-		p += n;
-		off += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static int next_in_run(const struct item *a, const struct item *b)
 {
 	if (b->lblk != a->lblk + 1 || a->p.file != b->p.file)
@@ -256,8 +217,9 @@ static int copy_run(struct pass *s, const struct run *r, int *punched)
 		memset(s->buf, 0, wlen);
 	} else {
 		int rfd = s->io->file_fd(s->io->arg, first->p.file);
-		err = rfd < 0 ? rfd : read_full(rfd, s->buf, len,
-						(off_t)(first->p.block * HC_BLOCK_SIZE));
+		ssize_t got = rfd < 0 ? rfd : hc_pread_full(rfd, s->buf, len,
+							    (off_t)(first->p.block * HC_BLOCK_SIZE));
+		err = got < 0 ? (int)got : 0;	/* past the end: zeros */
 		if (err) {
 			snprintf(s->msg, s->msglen, "block %" PRIu64 ": reading its target, block %"
 				 PRIu64 " of %s: %s", first->lblk, first->p.block,
@@ -267,7 +229,7 @@ static int copy_run(struct pass *s, const struct run *r, int *punched)
 			return err;
 		}
 	}
-	err = write_full(s->fd, s->buf, wlen, (off_t)home);
+	err = hc_pwrite_all(s->fd, s->buf, wlen, (off_t)home);
 	if (err)
 		snprintf(s->msg, s->msglen, "writing blocks %" PRIu64 "-%" PRIu64
 			 " of the home file: %s", first->lblk, first->lblk + r->n - 1,

@@ -335,25 +335,6 @@ int hc_journal_map_clear(struct hc_journal *j, struct hc_imap *m, uint64_t first
 
 /* ---- commit ------------------------------------------------------------ */
 
-static int pwrite_all(int fd, const void *buf, size_t len, off_t off)
-{
-	const char *p = buf;
-	while (len) {
-		ssize_t n = pwrite(fd, p, len, off);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			return -EIO;
-		p += n;
-		off += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 int hc_journal_commit(struct hc_journal *j)
 {
 	pthread_mutex_lock(&j->lock);
@@ -378,7 +359,7 @@ int hc_journal_commit(struct hc_journal *j)
 
 		for (size_t i = 0; i < n; i++)
 			rec_seal(&recs[i], (uint32_t)i);
-		int err = pwrite_all(j->logfd, recs, n * REC_SIZE, off);
+		int err = hc_pwrite_all(j->logfd, recs, n * REC_SIZE, off);
 		if (!err && fdatasync(j->logfd) < 0)
 			err = -errno;
 
@@ -550,14 +531,14 @@ static int write_ckpt_tmp(struct hc_journal *j, const struct hc_ckpt_disk *h,
 	if (fd < 0)
 		return -errno;
 	off_t off = 0;
-	int err = pwrite_all(fd, h, sizeof(*h), off);
+	int err = hc_pwrite_all(fd, h, sizeof(*h), off);
 	off += sizeof(*h);
 	for (size_t at = 0; !err && at < body->len; at += HC_CKPT_CHUNK) {
 		size_t n = HC_MIN(body->len - at, HC_CKPT_CHUNK);
 		uint64_t sum = htole64(XXH64(body->p + at, n, 0));
-		err = pwrite_all(fd, body->p + at, n, off);
+		err = hc_pwrite_all(fd, body->p + at, n, off);
 		if (!err)
-			err = pwrite_all(fd, &sum, sizeof(sum), off + (off_t)n);
+			err = hc_pwrite_all(fd, &sum, sizeof(sum), off + (off_t)n);
 		off += (off_t)(n + sizeof(sum));
 	}
 	if (!err && fsync(fd) < 0)

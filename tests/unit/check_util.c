@@ -10,10 +10,12 @@
 
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "hecache/errors.h"
 #include "t_helpers.h"
@@ -261,6 +263,29 @@ START_TEST(test_strerror_errno)
 }
 END_TEST
 
+/* hc_pwrite_all then hc_pread_full: the bytes back, zeros past the end. */
+START_TEST(test_whole_io)
+{
+	char *path = t_path(t_dir, "f");
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	ck_assert_int_ge(fd, 0);
+	char w[10000], r[12000];
+	uint64_t seed = 3;
+	t_fill_random(w, sizeof(w), &seed);
+	ck_assert_int_eq(hc_pwrite_all(fd, w, sizeof(w), 100), 0);
+	memset(r, 0xa5, sizeof(r));
+	ck_assert_int_eq(hc_pread_full(fd, r, sizeof(r), 100), (ssize_t)sizeof(w));
+	ck_assert_int_eq(t_memdiff(r, w, sizeof(w)), -1);
+	ck_assert_int_eq(t_memchk(r + sizeof(w), 0, sizeof(r) - sizeof(w)), -1);
+	ck_assert_int_eq(hc_pread_full(fd, r, 4096, 1 << 20), 0);
+	ck_assert_int_eq(t_memchk(r, 0, 4096), -1);
+	ck_assert_int_eq(hc_pread_full(-1, r, 1, 0), -EBADF);
+	ck_assert_int_eq(hc_pwrite_all(-1, w, 1, 0), -EBADF);
+	close(fd);
+	free(path);
+}
+END_TEST
+
 static Suite *util_suite(void)
 {
 	Suite *s = suite_create("util");
@@ -285,6 +310,11 @@ static Suite *util_suite(void)
 	tc = tcase_create("strerror");
 	tcase_add_test(tc, test_strerror_hc_codes);
 	tcase_add_test(tc, test_strerror_errno);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("whole_io");
+	t_tcase_fixtures(tc, 30);
+	tcase_add_test(tc, test_whole_io);
 	suite_add_tcase(s, tc);
 	return s;
 }
