@@ -1284,16 +1284,22 @@ static const char *file_type(mode_t m)
 	       : S_ISBLK(m) ? "block device" : "unknown file type";
 }
 
+/* Appends one formatted line to the array rep[key] ("problems", "repairs"). */
+static void report_line(struct json_object *rep, const char *key, const char *fmt_, va_list ap)
+{
+	char line[PATH_MAX + 256];
+	vsnprintf(line, sizeof(line), fmt_, ap);
+	json_object_array_add(jget(rep, key), json_object_new_string(line));
+}
+
 static void problem(struct json_object *rep, const char *fmt_, ...)
 	__attribute__((format(printf, 2, 3)));
 static void problem(struct json_object *rep, const char *fmt_, ...)
 {
-	char line[PATH_MAX + 256];
 	va_list ap;
 	va_start(ap, fmt_);
-	vsnprintf(line, sizeof(line), fmt_, ap);
+	report_line(rep, "problems", fmt_, ap);
 	va_end(ap);
-	json_object_array_add(jget(rep, "problems"), json_object_new_string(line));
 }
 
 /* Both superblock copies, each decoded on its own. */
@@ -1636,12 +1642,10 @@ static void repaired(struct json_object *rep, const char *fmt_, ...)
 	__attribute__((format(printf, 2, 3)));
 static void repaired(struct json_object *rep, const char *fmt_, ...)
 {
-	char line[PATH_MAX + 256];
 	va_list ap;
 	va_start(ap, fmt_);
-	vsnprintf(line, sizeof(line), fmt_, ap);
+	report_line(rep, "repairs", fmt_, ap);
 	va_end(ap);
-	json_object_array_add(jget(rep, "repairs"), json_object_new_string(line));
 }
 
 struct ovf_refs {
