@@ -84,42 +84,14 @@ $(printf '%s\n' "$lines" | sed 's/^/    | /')")
 }
 
 # sb_edit FILE COPY MAJOR_DELTA|corrupt: edits one superblock copy with
-# python3 (stdlib only, so XXH64 is written out here), re-checksummed
+# python3 (stdlib only: XXH64 from xxh64.py beside this script), re-checksummed
 # unless "corrupt".  Prints the generation of each copy when COPY is "gens".
 sb_edit() {
 	python3 - "$@" <<'EOF'
-import struct, sys
-M = (1 << 64) - 1
-P1, P2, P3 = 11400714785074694791, 14029467366897019727, 1609587929392839161
-P4, P5 = 9650029242287828579, 2870177450012600261
-def rotl(x, r): return ((x << r) | (x >> (64 - r))) & M
-def rnd(acc, v): return (rotl((acc + v * P2) & M, 31) * P1) & M
-def merge(acc, v): return ((acc ^ rnd(0, v)) * P1 + P4) & M
-def xxh64(b, seed=0):
-    n, i = len(b), 0
-    if n >= 32:
-        v = [(seed + P1 + P2) & M, (seed + P2) & M, seed, (seed - P1) & M]
-        while i + 32 <= n:
-            for k in range(4):
-                v[k] = rnd(v[k], struct.unpack_from('<Q', b, i + 8 * k)[0])
-            i += 32
-        h = (rotl(v[0], 1) + rotl(v[1], 7) + rotl(v[2], 12) + rotl(v[3], 18)) & M
-        for k in range(4):
-            h = merge(h, v[k])
-    else:
-        h = (seed + P5) & M
-    h = (h + n) & M
-    while i + 8 <= n:
-        h = (rotl(h ^ rnd(0, struct.unpack_from('<Q', b, i)[0]), 27) * P1 + P4) & M
-        i += 8
-    if i + 4 <= n:
-        h = (rotl(h ^ (struct.unpack_from('<I', b, i)[0] * P1) & M, 23) * P2 + P3) & M
-        i += 4
-    while i < n:
-        h = (rotl(h ^ (b[i] * P5) & M, 11) * P1) & M
-        i += 1
-    h ^= h >> 33; h = (h * P2) & M; h ^= h >> 29; h = (h * P3) & M; h ^= h >> 32
-    return h
+import os, struct, sys
+sys.dont_write_bytecode = True	# no __pycache__ in the source tree
+sys.path.insert(0, os.environ["HC_INTEGRATION_DIR"])
+from xxh64 import xxh64
 path, copy = sys.argv[1], sys.argv[2]
 d = bytearray(open(path, "rb").read())
 # the checksums of the copies we read or edit must be XXH64 as we know it

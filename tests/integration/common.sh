@@ -12,6 +12,9 @@ set -u
 HC_TOP_BUILDDIR=${HC_TOP_BUILDDIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 HECACHE_FS=${HECACHE_FS:-$HC_TOP_BUILDDIR/cache-fs/hecache-fs}
 HC_TOOLS=${HC_TOOLS:-$HC_TOP_BUILDDIR/tools}
+# This directory: python helpers next to the scenarios (xxh64.py).
+HC_INTEGRATION_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+export HC_INTEGRATION_DIR
 HC_TESTNAME=$(basename "$0" .sh)
 
 hc_skip() { echo "SKIP: $HC_TESTNAME: $*"; exit 77; }
