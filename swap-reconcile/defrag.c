@@ -237,7 +237,17 @@ static int copy_run(struct pass *s, const struct run *r, int *punched)
 	return err;
 }
 
-/* Punches the blocks of overflow run r that the last commit left free. */
+static void hold(struct pass *s, int what, int on)
+{
+	if (s->io->hold)
+		s->io->hold(s->io->arg, what, on);
+}
+
+/*
+ * Punches the blocks of overflow run r that the last commit left free
+ * (online, under HC_DEFRAG_HOLD_OVF: a block found free cannot be handed
+ * out and written before the punch).
+ */
 static void punch_freed(struct pass *s, const struct run *r)
 {
 	const struct item *first = &s->it[r->i];
@@ -245,6 +255,7 @@ static void punch_freed(struct pass *s, const struct run *r)
 	int ofd = s->io->file_fd(s->io->arg, HC_PHYS_OVERFLOW);
 	if (ofd < 0)
 		return;
+	hold(s, HC_DEFRAG_HOLD_OVF, 1);
 	for (uint64_t b = first->p.block, end = b + r->n; b < end;) {
 		if (!hc_refcount_ovf_free(rc, b)) {
 			b++;
@@ -260,6 +271,7 @@ static void punch_freed(struct pass *s, const struct run *r)
 			s->res->ovf_freed += e - b;
 		b = e;
 	}
+	hold(s, HC_DEFRAG_HOLD_OVF, 0);
 }
 
 /* Copies, syncs, drops and commits the batch in s->it. */
@@ -286,6 +298,8 @@ static int run_batch(struct pass *s, int dry_run)
 		return err;
 	}
 	/* The data is durable: now the entries may go (I4). */
+	if (!dry_run)
+		hold(s, HC_DEFRAG_HOLD_MAP, 1);
 	for (size_t i = 0; i < s->nruns && !dry_run; i++) {
 		const struct run *r = &s->runs[i];
 		err = hc_journal_map_clear(s->j, s->m, s->it[r->i].lblk, r->n, NULL);
@@ -293,9 +307,13 @@ static int run_batch(struct pass *s, int dry_run)
 			snprintf(s->msg, s->msglen, "dropping the entries of blocks %" PRIu64
 				 "-%" PRIu64 ": %s", s->it[r->i].lblk,
 				 s->it[r->i].lblk + r->n - 1, strerror(-err));
-			return err;
+			break;
 		}
 	}
+	if (!dry_run)
+		hold(s, HC_DEFRAG_HOLD_MAP, 0);
+	if (err)
+		return err;
 	if (!dry_run && (err = hc_journal_commit(s->j))) {
 		snprintf(s->msg, s->msglen, "committing the journal: %s", strerror(-err));
 		return err;
@@ -311,7 +329,8 @@ static int run_batch(struct pass *s, int dry_run)
 	}
 	s->res->bytes += bytes;
 	s->res->batches++;
-	if (!dry_run && (err = hc_journal_maybe_checkpoint(s->j)) < 0) {
+	/* Online the daemon's timer checkpoints (not under the volume's lock). */
+	if (!dry_run && !s->io->begin && (err = hc_journal_maybe_checkpoint(s->j)) < 0) {
 		snprintf(s->msg, s->msglen, "checkpointing the journal: %s", strerror(-err));
 		return err;
 	}
@@ -346,6 +365,9 @@ int hc_defrag_home(struct hc_journal *j, uint32_t vid, int fd, uint64_t size,
 	struct hc_phys p;
 	int more = 1;
 	while (more) {
+		if (io->begin && io->begin(io->arg, &s.size))
+			break;	/* the volume is going away */
+		size = s.size;
 		s.nit = 0;
 		while (s.nit < cap) {
 			if (hc_imap_next(s.m, from, &lblk, &p)) {
@@ -358,13 +380,15 @@ int hc_defrag_home(struct hc_journal *j, uint32_t vid, int fd, uint64_t size,
 				res->kept_eof++;
 			else if (hc_refcount_get(rc, &home) > 0)
 				res->kept_shared++;
+			else if (io->skip && io->skip(io->arg, lblk))
+				res->kept_busy++;
 			else
 				s.it[s.nit++] = (struct item){ .lblk = lblk, .p = p };
 		}
-		if (!s.nit)
-			break;
-		err = run_batch(&s, dry_run);
-		if (err)
+		err = s.nit ? run_batch(&s, dry_run) : 0;
+		if (io->end)
+			io->end(io->arg);
+		if (err || !s.nit)
 			break;
 		if (io->batch_done && io->batch_done(io->arg, res)) {
 			err = -EINTR;

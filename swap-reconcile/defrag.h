@@ -3,11 +3,13 @@
  * reconcile-defrag's engine (DESIGN.md "reconcile-defrag"): the locality of
  * a volume's layout, and policy `home` -- copy every indirected block of a
  * volume back to its home offset and drop the indirection -- over a journal
- * opened offline (journal.h).  The online half (through the daemon, under
- * its volume locks) is not here yet; neither is policy `swap`.
+ * opened offline (journal.h) or the daemon's own (online: the hooks of
+ * struct hc_defrag_io keep its other writers out, cache-fs/odefrag.c).
+ * Policy `swap` is not here yet.
  *
- * Not thread safe: the caller owns the journal and the files alone (the
- * backing directory's lock, sb.h, keeps the daemon out).
+ * Offline the caller owns the journal and the files alone (the backing
+ * directory's lock, sb.h, keeps the daemon out) and leaves the online
+ * hooks NULL.
  */
 #ifndef HC_DEFRAG_H
 #define HC_DEFRAG_H
@@ -46,6 +48,8 @@ struct hc_defrag_result {
 	uint64_t bytes;		/* bytes written at home */
 	uint64_t kept_shared;	/* entries left: home block another entry's target (I3) */
 	uint64_t kept_eof;	/* entries left: past the end of the home file */
+	uint64_t kept_busy;	/* entries left: online, home block being written */
+	uint64_t relocated;	/* policy swap: blocks copied to new overflow blocks */
 	uint64_t ovf_freed;	/* overflow.dat blocks this call freed and punched */
 	uint64_t batches;	/* commits */
 };
@@ -65,8 +69,25 @@ struct hc_defrag_io {
 	 * NULL: never stops.
 	 */
 	int (*batch_done)(void *arg, const struct hc_defrag_result *sofar);
+	/*
+	 * Online only (NULL offline).  begin is called before each batch is
+	 * formed: it keeps every other writer of the volume's home file and
+	 * map out until end (the daemon's rlock), sets *size to the volume's
+	 * size now, and returns non-zero to end the pass early (the volume is
+	 * going away; hc_defrag_home then returns 0).  hold(arg, what, 1/0)
+	 * brackets map changes (HC_DEFRAG_HOLD_MAP: readers out) and the
+	 * check-and-punch of freed overflow blocks (HC_DEFRAG_HOLD_OVF: no
+	 * allocation meanwhile).  skip(arg, lblk) != 0 leaves an entry alone
+	 * in this batch (its home block is being written).
+	 */
+	int (*begin)(void *arg, uint64_t *size);
+	void (*end)(void *arg);
+	void (*hold)(void *arg, int what, int on);
+	int (*skip)(void *arg, uint64_t lblk);
 	void *arg;
 };
+
+enum { HC_DEFRAG_HOLD_MAP, HC_DEFRAG_HOLD_OVF };
 
 struct hc_defrag_home_opts {
 	uint32_t batch_blocks;	/* entries per batch (write, sync, drop, commit); 0: 1024 */
@@ -92,11 +113,29 @@ struct hc_defrag_home_opts {
  * volume's home blocks no longer shared) may let a next pass move blocks
  * kept in this one.
  *
+ * Online, the home-block check, the copy, the sync and the drop of one batch
+ * all happen between begin and end, so no write-back of the volume can
+ * write the home block or change the entry in between.
+ *
  * Returns 0; -EINTR when batch_done asked to stop; else -errno or the
  * journal's error with one line in msg (the batch in flight is not dropped:
  * its entries stay, pointing at their unchanged targets).
  */
 int hc_defrag_home(struct hc_journal *j, uint32_t vid, int fd, uint64_t size,
+		   const struct hc_defrag_home_opts *o, const struct hc_defrag_io *io,
+		   struct hc_defrag_result *res, char *msg, size_t msglen)
+	__attribute__((warn_unused_result));
+
+/*
+ * One pass of policy swap over volume vid (size bytes): runs of logically
+ * consecutive non-ZERO entries whose targets are not physically
+ * consecutive get their data copied into newly allocated consecutive
+ * overflow.dat blocks and their entries re-pointed there (I4: the copies
+ * are synced before the records; freed old overflow blocks are punched
+ * after the commit).  The volume's home file is not written.  Same
+ * contract as hc_defrag_home otherwise (io hooks, batches, -EINTR, msg).
+ */
+int hc_defrag_swap(struct hc_journal *j, uint32_t vid, uint64_t size,
 		   const struct hc_defrag_home_opts *o, const struct hc_defrag_io *io,
 		   struct hc_defrag_result *res, char *msg, size_t msglen)
 	__attribute__((warn_unused_result));
