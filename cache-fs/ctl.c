@@ -41,6 +41,7 @@
 #include "ctl.h"
 #include "hecache/ctl.h"
 #include "log.h"
+#include "odefrag.h"
 #include "journal.h"
 #include "util.h"
 
@@ -969,6 +970,71 @@ static int op_cache_resize(struct req *r)
 	return 0;
 }
 
+/* --- online defrag (odefrag.h) --------------------------------------------- */
+
+static int no_job(struct req *r)
+{
+	return fail(r, -EOPNOTSUPP, "this daemon runs no defrag jobs");
+}
+
+static int op_defrag_start(struct req *r)
+{
+	if (!r->c->info.fs->od)
+		return no_job(r);
+	const char *pol;
+	double rate;
+	int err = arg_str(r, "policy", 0, &pol);
+	if (!err)
+		err = arg_double(r, "rate", HC_ODEFRAG_RATE, &rate);
+	if (err)
+		return err;
+	int policy = !pol || !strcmp(pol, "home") ? HC_ODEFRAG_HOME
+		     : !strcmp(pol, "swap") ? HC_ODEFRAG_SWAP : -1;
+	if (policy < 0)
+		return fail(r, -EINVAL, "policy %s: unknown (home or swap)", pol);
+	struct json_object *a;
+	const char *vols[HC_CTL_MAX_DEFRAG_VOLS];
+	size_t n = 0;
+	if (json_object_object_get_ex(r->in, "volumes", &a) &&
+	    !json_object_is_type(a, json_type_null)) {
+		if (!json_object_is_type(a, json_type_array))
+			return fail(r, -EINVAL, "\"volumes\" must be an array of \"DOMAIN/NAME\"");
+		n = json_object_array_length(a);
+		if (n > HC_CTL_MAX_DEFRAG_VOLS)
+			return fail(r, -EINVAL, "at most %d volumes", HC_CTL_MAX_DEFRAG_VOLS);
+		for (size_t i = 0; i < n; i++) {
+			struct json_object *x = json_object_array_get_idx(a, i);
+			if (!json_object_is_type(x, json_type_string))
+				return fail(r, -EINVAL, "\"volumes\" must be an array of \"DOMAIN/NAME\"");
+			vols[i] = json_object_get_string(x);
+		}
+	}
+	char msg[512];
+	err = hc_odefrag_start(r->c->info.fs->od, policy, rate, vols, n, msg, sizeof(msg));
+	if (err)
+		return fail(r, err, "%s", msg);
+	hc_odefrag_status(r->c->info.fs->od, r->out);
+	return 0;
+}
+
+static int op_defrag_status(struct req *r)
+{
+	if (!r->c->info.fs->od)
+		return no_job(r);
+	hc_odefrag_status(r->c->info.fs->od, r->out);
+	return 0;
+}
+
+static int op_defrag_cancel(struct req *r)
+{
+	if (!r->c->info.fs->od)
+		return no_job(r);
+	if (hc_odefrag_cancel(r->c->info.fs->od))
+		return fail(r, -ENOENT, "no defrag job is running");
+	hc_odefrag_status(r->c->info.fs->od, r->out);
+	return 0;
+}
+
 static int op_agent_register(struct req *r)
 {
 	uint64_t mem = 0;
@@ -1047,6 +1113,9 @@ static const struct {
 	{ "trace_stop", op_trace_stop },
 	{ "flush", op_flush },
 	{ "cache_resize", op_cache_resize },
+	{ "defrag_start", op_defrag_start },
+	{ "defrag_status", op_defrag_status },
+	{ "defrag_cancel", op_defrag_cancel },
 	{ "agent_register", op_agent_register },
 	{ "agent_report", op_agent_report },
 };

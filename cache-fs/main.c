@@ -25,6 +25,7 @@
 #include "hecache/errors.h"
 #include "ioeng.h"
 #include "log.h"
+#include "odefrag.h"
 #include "sb.h"
 #include "util.h"
 #include "volume.h"
@@ -383,6 +384,11 @@ int main(int argc, char *argv[])
 		goto out_unformat;
 	}
 	daemon.fs->dedup = dedup;
+	err = hc_odefrag_create(daemon.fs, &daemon.fs->od);
+	if (err) {
+		hc_log(LOG_ERR, "cannot create the online defrag job: %s", strerror(-err));
+		goto out_fs;
+	}
 	if (b->formatted)
 		hc_log(LOG_INFO, "formatted empty backing directory %s", o.backing);
 	if (mlockall(MCL_CURRENT | MCL_FUTURE) < 0)
@@ -420,6 +426,7 @@ int main(int argc, char *argv[])
 	       hc_ioeng_name(eng), o.writethrough ? ", write-through" : "");
 	daemon_ready(ready_fd, 0);
 	ready_fd = -1;
+	hc_odefrag_resume(daemon.fs->od);
 
 	if (o.single) {
 		ret = fuse_session_loop(se);
@@ -439,6 +446,9 @@ out_signals:
 	fuse_remove_signal_handlers(se);
 out_fs:
 	hc_ctl_destroy(ctl);
+	/* Stopped after its batch; an unfinished job resumes at the next mount. */
+	hc_odefrag_destroy(daemon.fs->od);
+	daemon.fs->od = NULL;
 	if (hc_fs_flush_all(daemon.fs) == 0 && ret == 0) {
 		err = hc_backing_write_sb(b, HC_SB_F_CLEAN);
 		if (err)

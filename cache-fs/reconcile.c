@@ -32,8 +32,9 @@
  * (a page the hypervisor paged in from a block that was itself copied on
  * write is found when the guest then swaps it out: double paging).
  *
- * Limits: write-back runs are synchronous (pwrite/pread on the submitting
- * thread) instead of going through the io engine; dedup looks at 4
+ * Limits: only runs of plain in-place blocks (no entry to clear, no home
+ * block shared) go through the io engine; runs that change the map are
+ * written synchronously on the submitting thread; dedup looks at 4
  * candidates at most and skips a candidate whose volume is busy (trylock).
  */
 #include "config.h"
@@ -594,8 +595,7 @@ out:
 	return res;
 }
 
-/* 1 when home block blk of v is being written by an asynchronous run. */
-static int in_flight(struct hc_volume *v, uint64_t blk)
+int hc_rc_in_flight(struct hc_volume *v, uint64_t blk)
 {
 	int r = 0;
 	pthread_mutex_lock(&v->ifl_lock);
@@ -648,7 +648,7 @@ static int try_share(struct hc_fs *fs, struct hc_volume *v, uint64_t b, uint64_t
 	if (x->noshare || (x->dom != v->dom && fs->dedup != HC_DEDUP_ALL))
 		goto out;	/* I2: no sharing across domains unless configured */
 	/* Only whole blocks inside the candidate's size, not being written. */
-	if ((p.block + 1) * HC_BLOCK_SIZE > hc_vol_size(x) || in_flight(x, p.block))
+	if ((p.block + 1) * HC_BLOCK_SIZE > hc_vol_size(x) || hc_rc_in_flight(x, p.block))
 		goto out;
 	ssize_t r = pread(x->cv.fd, cbuf, HC_BLOCK_SIZE, (off_t)(p.block * HC_BLOCK_SIZE));
 	if (r != HC_BLOCK_SIZE || memcmp(cbuf, data, HC_BLOCK_SIZE))

@@ -212,6 +212,7 @@ int hc_vol_read(struct hc_fs *fs, struct hc_volume *v, uint64_t off, size_t size
 		done(r);
 		return 0;
 	}
+	__atomic_fetch_add(&fs->guest_ops, 1, __ATOMIC_RELAXED);
 	hc_dmrc_event(v->dom->mrc, HC_TRACE_MISS, v->cv.id, blk0, n);
 	hc_cache_read(fs->cache, &v->cv, blk0, n, r->buf, r->miss);
 	/* Misses with a map entry: zeros or another physical block, read now. */
@@ -384,6 +385,7 @@ ssize_t hc_vol_write(struct hc_fs *fs, struct hc_volume *v, uint64_t off, const 
 	if (len == 0)
 		return 0;
 	uint64_t blk0 = off / HC_BLOCK_SIZE;
+	__atomic_fetch_add(&fs->guest_ops, 1, __ATOMIC_RELAXED);
 	hc_dmrc_event(v->dom->mrc, HC_TRACE_EVICT, v->cv.id, blk0,
 		      (off + len - 1) / HC_BLOCK_SIZE - blk0 + 1);
 	pthread_rwlock_rdlock(&v->iolock);

@@ -103,6 +103,7 @@ struct hc_volume {
 };
 
 struct hc_buf_pool;
+struct hc_odefrag;
 struct hc_rreq;
 struct hc_wreq;
 
@@ -156,6 +157,8 @@ struct hc_fs {
 	pthread_cond_t timer_cond;
 	int timer_stop;			/* timer_lock */
 	int rc_opened;			/* hc_rc_open was called: hc_rc_close */
+	struct hc_odefrag *od;		/* the online defrag job (odefrag.h), set at start */
+	uint64_t guest_ops;		/* atomic: reads and writes served (defrag yields) */
 	int clean;			/* the last hc_fs_flush_all succeeded */
 };
 
@@ -334,6 +337,8 @@ int hc_rc_discard(struct hc_fs *fs, struct hc_volume *v, uint64_t first, uint64_
  */
 int hc_rc_truncate_begin(struct hc_fs *fs, struct hc_volume *v, uint64_t size);
 void hc_rc_truncate_end(struct hc_fs *fs, struct hc_volume *v, uint64_t size);
+/* 1 when home block blk of v is being written by an asynchronous write-back run. */
+int hc_rc_in_flight(struct hc_volume *v, uint64_t blk);
 /* 1 when some map entry points into v's home file (call with v->rlock held). */
 int hc_rc_vol_shared(struct hc_fs *fs, struct hc_volume *v);
 /* Volume v is going away for good: its map is cleared. */

@@ -51,7 +51,7 @@ enum { X_ERROR = 1, X_USAGE = 2, X_NODAEMON = 3 };
 /* Options after the subcommand; a command accepts those in its mask. */
 enum {
 	OPT_BYTES = 1, OPT_PROM, OPT_KIND, OPT_RANGE, OPT_STEP, OPT_POINTS, OPT_CSV,
-	OPT_PLOT, OPT_TOL, OPT_MAX, OPT_APPLY, OPT_JSON, OPT_REPAIR, NOPT
+	OPT_PLOT, OPT_TOL, OPT_MAX, OPT_APPLY, OPT_JSON, OPT_REPAIR, OPT_POLICY, OPT_RATE, NOPT
 };
 #define F(o) (1u << (o))
 
@@ -70,6 +70,8 @@ static const struct option sub_options[] = {
 	{ "apply", no_argument, NULL, OPT_APPLY },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "repair", no_argument, NULL, OPT_REPAIR },
+	{ "policy", required_argument, NULL, OPT_POLICY },
+	{ "rate", required_argument, NULL, OPT_RATE },
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 }
 };
@@ -88,6 +90,8 @@ static const char *const sub_option_help[NOPT] = {
 	[OPT_MAX] = "--max SIZE       most extra memory considered (default: the ghost reach)",
 	[OPT_APPLY] = "--apply          then set the domain's memory to the recommendation",
 	[OPT_REPAIR] = "--repair         fix what needs no guess about data, then check again",
+	[OPT_POLICY] = "--policy P       home (copy blocks back home) or swap (default home)",
+	[OPT_RATE] = "--rate MB        MiB/s written at most, 0 unlimited (default 32)",
 };
 
 struct ctx;
@@ -1266,13 +1270,80 @@ static int show_cache_resize(struct ctx *c, struct json_object *r)
 	return 0;
 }
 
-static int run_defrag(struct ctx *c)
+static struct json_object *build_defrag_start(struct ctx *c)
 {
-	const char *verb = c->arg[0];
-	if (strcmp(verb, "start") && strcmp(verb, "status") && strcmp(verb, "cancel"))
-		usage_error(c, "defrag: expected start, status or cancel, not '%s'", verb);
-	fail(c, X_ERROR, EOPNOTSUPP, "defrag: online defrag is not available in this version; "
-	     "unmount and run reconcile-defrag --offline BACKING (reconcile-defrag(8))");
+	struct json_object *r = req_new("defrag_start");
+	if (c->set & F(OPT_POLICY)) {
+		const char *p = c->val[OPT_POLICY];
+		if (strcmp(p, "home") && strcmp(p, "swap"))
+			usage_error(c, "bad policy '%s' (home or swap)", p);
+		req_str(r, "policy", p);
+	}
+	if (c->set & F(OPT_RATE)) {
+		char *end;
+		double x = strtod(c->val[OPT_RATE], &end);
+		if (*end || end == c->val[OPT_RATE] || !isfinite(x) || x < 0)
+			usage_error(c, "bad --rate '%s' (MiB/s, 0: unlimited)", c->val[OPT_RATE]);
+		json_object_object_add(r, "rate", json_object_new_double(x));
+	}
+	if (c->narg) {
+		struct json_object *a = json_object_new_array();
+		for (int i = 0; i < c->narg; i++) {
+			if (!strchr(c->arg[i], '/'))
+				usage_error(c, "volume '%s': expected DOMAIN/VOLUME", c->arg[i]);
+			json_object_array_add(a, json_object_new_string(c->arg[i]));
+		}
+		json_object_object_add(r, "volumes", a);
+	}
+	return r;
+}
+
+static struct json_object *build_defrag_status(struct ctx *c)
+{
+	(void)c;
+	return req_new("defrag_status");
+}
+
+static struct json_object *build_defrag_cancel(struct ctx *c)
+{
+	(void)c;
+	return req_new("defrag_cancel");
+}
+
+/* "a -> b" of a locality member; "-" where a side is missing. */
+static const char *loc_pair(struct json_object *v, const char *k, int dbl)
+{
+	struct json_object *b = jget(v, "before"), *a = jget(v, "after");
+	const char *x = !b ? "-" : dbl ? fmt("%.1f", jd(b, k)) : u64s(ju(b, k));
+	const char *y = !a ? "-" : dbl ? fmt("%.1f", jd(a, k)) : u64s(ju(a, k));
+	return fmt("%s -> %s", x, y);
+}
+
+static int show_defrag(struct ctx *c, struct json_object *r)
+{
+	double secs = (double)ju(r, "elapsed_ns") / 1e9;
+	double rate = jd(r, "rate");
+	printf("defrag: %s, policy %s, rate %s%s, %.1f s, %" PRIu64 " of %" PRIu64
+	       " entries visited, %s written%s\n",
+	       js(r, "state"), js(r, "policy"), rate > 0 ? fmt("%g MiB/s", rate) : "unlimited",
+	       json_object_get_boolean(jget(r, "resumed")) ? " (resumed at mount)" : "", secs,
+	       ju(r, "done_blocks"), ju(r, "todo_blocks"), sz(c, ju(r, "bytes")),
+	       jget(r, "message") ? fmt(": %s", js(r, "message")) : "");
+	if (!jlen(r, "volumes"))
+		return 0;
+	struct table t = { .align = "llrrrrrr" };
+	trow(&t, "VOLUME", "STATE", "INDIRECTIONS", "RUNS", "MEAN JUMP", "MOVED", "WRITTEN",
+	     "KEPT");
+	for (size_t i = 0; i < jlen(r, "volumes"); i++) {
+		struct json_object *v = jat(r, "volumes", i);
+		trow(&t, js(v, "volume"), js(v, "state"), loc_pair(v, "indirections", 0),
+		     loc_pair(v, "runs", 0), loc_pair(v, "mean_jump", 1),
+		     u64s(ju(v, "moved") + ju(v, "zeroed") + ju(v, "relocated")),
+		     sz(c, ju(v, "bytes")),
+		     u64s(ju(v, "kept_shared") + ju(v, "kept_eof") + ju(v, "kept_busy")));
+	}
+	tprint(&t);
+	return 0;
 }
 
 /* --- fsck (offline) ----------------------------------------------------------------- */
@@ -1849,8 +1920,15 @@ static const struct cmd cmds[] = {
 	  "Writes back every dirty block (of DOMAIN, or all) and syncs." },
 	{ "cache", "resize", "SIZE", 1, 1, 0, NULL, build_cache_resize, show_cache_resize, NULL,
 	  "Asks to resize the cache. Not supported by protocol 1: remount with -o cache=SIZE." },
-	{ "defrag", NULL, "start|status|cancel", 1, 1, 0, run_defrag, NULL, NULL, NULL,
-	  "Online reconcile-defrag (not available yet: reconcile-defrag --offline)." },
+	{ "defrag", "start", "[DOMAIN/VOLUME...] [--policy home|swap] [--rate MB] [--bytes]", 0,
+	  HC_CTL_MAX_DEFRAG_VOLS, SIZES | F(OPT_POLICY) | F(OPT_RATE), NULL, build_defrag_start,
+	  show_defrag, NULL,
+	  "Starts an online reconcile-defrag job in the daemon (every volume with indirections "
+	  "when none is named) and returns; the job survives a restart (reconcile-defrag(8))." },
+	{ "defrag", "status", "[--bytes]", 0, 0, SIZES, NULL, build_defrag_status, show_defrag, NULL,
+	  "The online defrag job: state, progress, locality before -> after per volume." },
+	{ "defrag", "cancel", "", 0, 0, 0, NULL, build_defrag_cancel, show_defrag, NULL,
+	  "Stops the online defrag job after its current batch (what it did stays)." },
 	{ "fsck", NULL, "[BACKING] [--repair] [--bytes]", 0, 1, SIZES | F(OPT_REPAIR), run_fsck, NULL, NULL, NULL,
 	  "Checks a backing directory while no daemon uses it: both superblock copies, the "
 	  "clean flag, domains and volumes. Exit 1 when a problem is found." },

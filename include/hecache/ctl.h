@@ -19,6 +19,7 @@
 #define HC_CTL_MAX_LINE 65536		/* longest request line, newline included */
 #define HC_CTL_MAX_DEPTH 8		/* deepest JSON nesting accepted */
 #define HC_CTL_MAX_CONN 64		/* connections served at once */
+#define HC_CTL_MAX_DEFRAG_VOLS 1024	/* volumes named in one defrag_start */
 
 /* Trace files (hectl trace): header then fixed records, little-endian. */
 #define HC_TRACE_MAGIC "HCTRACE1"	/* 8 bytes, no NUL */

@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Online reconcile-defrag (DESIGN.md "reconcile-defrag"): one job at a time
+ * per daemon, run by its own thread over swap-reconcile/defrag.c's engine
+ * under the volumes' locks, rate-limited and yielding to guest I/O; asked
+ * for over the control socket (defrag_start/status/cancel, hectl defrag,
+ * reconcile-defrag --online).  An unfinished job is kept in
+ * BACKING/defrag.job and resumed at the next mount.
+ */
+#ifndef HC_ODEFRAG_H
+#define HC_ODEFRAG_H
+
+#include <stddef.h>
+
+#include <json-c/json.h>
+
+struct hc_fs;
+struct hc_odefrag;
+
+enum { HC_ODEFRAG_HOME, HC_ODEFRAG_SWAP };
+
+#define HC_ODEFRAG_JOB_FILE "defrag.job"
+#define HC_ODEFRAG_RATE 32.0	/* MiB/s written, the default */
+
+/* A job runner for fs (no thread yet).  0 or -ENOMEM. */
+int hc_odefrag_create(struct hc_fs *fs, struct hc_odefrag **out)
+	__attribute__((warn_unused_result));
+/*
+ * Stops a running job after its current batch (everything done so far is
+ * durable) and frees od; the job file stays, so the next mount resumes.
+ * NULL-safe.
+ */
+void hc_odefrag_destroy(struct hc_odefrag *od);
+/* Starts the job BACKING/defrag.job describes, if there is one (logged). */
+void hc_odefrag_resume(struct hc_odefrag *od);
+/*
+ * Starts a job: policy HC_ODEFRAG_*, rate MiB/s written (0: unlimited),
+ * volumes "DOMAIN/NAME" (n == 0: every volume with map entries).
+ * 0; -EBUSY (a job is running), -ENOENT (no such volume), -EINVAL,
+ * -EOPNOTSUPP, -errno; one line in msg.
+ */
+int hc_odefrag_start(struct hc_odefrag *od, int policy, double rate, const char *const *volumes,
+		     size_t n, char *msg, size_t msglen) __attribute__((warn_unused_result));
+/* Asks a running job to stop after its current batch; 0, -ENOENT when none runs. */
+int hc_odefrag_cancel(struct hc_odefrag *od);
+/* Adds the job's state to out (doc/ctl-protocol.md "defrag_status"). */
+void hc_odefrag_status(struct hc_odefrag *od, struct json_object *out);
+
+#endif
