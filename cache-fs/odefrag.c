@@ -51,6 +51,7 @@
 #include <unistd.h>
 
 #include "defrag.h"
+#include "hecache/ctl.h"
 #include "log.h"
 #include "odefrag.h"
 #include "util.h"
@@ -60,7 +61,7 @@
 #define QUIET_MS 2
 #define YIELD_MAX_MS 50
 #define MAX_PASSES 4
-#define JOB_TMP HC_ODEFRAG_JOB_FILE ".tmp"
+#define JOB_TMP HC_DEFRAG_JOB_FILE ".tmp"
 
 enum { J_IDLE, J_RUNNING, J_DONE, J_CANCELLED, J_FAILED };
 enum { V_PENDING, V_RUNNING, V_DONE, V_FAILED, V_GONE, V_STOPPED };
@@ -165,7 +166,7 @@ static int save_job(struct hc_odefrag *od)
 		err = -errno;
 	if (fd >= 0)
 		close(fd);
-	if (!err && renameat(dirfd, JOB_TMP, dirfd, HC_ODEFRAG_JOB_FILE) < 0)
+	if (!err && renameat(dirfd, JOB_TMP, dirfd, HC_DEFRAG_JOB_FILE) < 0)
 		err = -errno;
 	if (!err)
 		fsync(dirfd);
@@ -176,11 +177,11 @@ static int save_job(struct hc_odefrag *od)
 static void drop_job(struct hc_odefrag *od)
 {
 	int dirfd = od->fs->b->dirfd;
-	if (unlinkat(dirfd, HC_ODEFRAG_JOB_FILE, 0) == 0)
+	if (unlinkat(dirfd, HC_DEFRAG_JOB_FILE, 0) == 0)
 		fsync(dirfd);
 	else if (errno != ENOENT)
 		hc_log(LOG_WARNING, "%s/%s: cannot remove: %s", od->fs->b->path,
-		       HC_ODEFRAG_JOB_FILE, strerror(errno));
+		       HC_DEFRAG_JOB_FILE, strerror(errno));
 }
 
 /* --- one volume ---------------------------------------------------------------------- */
@@ -553,7 +554,7 @@ int hc_odefrag_start(struct hc_odefrag *od, int policy, double rate, const char 
 	}
 	err = save_job(od);
 	if (err) {
-		snprintf(msg, msglen, "%s/%s: cannot write: %s", fs->b->path, HC_ODEFRAG_JOB_FILE,
+		snprintf(msg, msglen, "%s/%s: cannot write: %s", fs->b->path, HC_DEFRAG_JOB_FILE,
 			 strerror(-err));
 		free_vols(od);
 		pthread_mutex_unlock(&od->lock);
@@ -581,10 +582,10 @@ int hc_odefrag_start(struct hc_odefrag *od, int policy, double rate, const char 
 void hc_odefrag_resume(struct hc_odefrag *od)
 {
 	struct hc_fs *fs = od->fs;
-	int fd = openat(fs->b->dirfd, HC_ODEFRAG_JOB_FILE, O_RDONLY | O_CLOEXEC);
+	int fd = openat(fs->b->dirfd, HC_DEFRAG_JOB_FILE, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		if (errno != ENOENT)
-			hc_log(LOG_ERR, "%s/%s: %s", fs->b->path, HC_ODEFRAG_JOB_FILE,
+			hc_log(LOG_ERR, "%s/%s: %s", fs->b->path, HC_DEFRAG_JOB_FILE,
 			       strerror(errno));
 		return;
 	}
@@ -632,7 +633,7 @@ void hc_odefrag_resume(struct hc_odefrag *od)
 	json_object_put(o);
 	if (err) {
 		hc_log(LOG_ERR, "%s/%s: cannot resume the online defrag: %s", fs->b->path,
-		       HC_ODEFRAG_JOB_FILE, msg);
+		       HC_DEFRAG_JOB_FILE, msg);
 		return;
 	}
 	pthread_mutex_lock(&od->lock);

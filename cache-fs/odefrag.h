@@ -19,7 +19,6 @@ struct hc_odefrag;
 
 enum { HC_ODEFRAG_HOME, HC_ODEFRAG_SWAP };
 
-#define HC_ODEFRAG_JOB_FILE "defrag.job"
 #define HC_ODEFRAG_RATE 32.0	/* MiB/s written, the default */
 
 /* A job runner for fs (no thread yet).  0 or -ENOMEM. */

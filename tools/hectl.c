@@ -1459,7 +1459,8 @@ static int meta_file(const char *name)
 	return !strcmp(name, HC_SB_FILE) || !strcmp(name, HC_CTL_SOCK) ||
 	       !strncmp(name, "hecache.", 8) || !strcmp(name, HC_JOURNAL_FILE) ||
 	       !strcmp(name, HC_CKPT_FILE) || !strcmp(name, HC_CKPT_TMP) ||
-	       !strcmp(name, "overflow.dat");
+	       !strcmp(name, "overflow.dat") || !strcmp(name, HC_DEFRAG_JOB_FILE) ||
+	       !strcmp(name, HC_DEFRAG_JOB_FILE ".tmp");
 }
 
 static void fsck_root_entry(struct hc_backing *b, int rfd, const char *unused, const char *name,

@@ -16,6 +16,7 @@
 
 #define HC_CTL_PROTOCOL 1		/* "v" of requests and replies */
 #define HC_CTL_SOCK "ctl.sock"		/* in the backing directory */
+#define HC_DEFRAG_JOB_FILE "defrag.job"	/* likewise: an unfinished online defrag job */
 #define HC_CTL_MAX_LINE 65536		/* longest request line, newline included */
 #define HC_CTL_MAX_DEPTH 8		/* deepest JSON nesting accepted */
 #define HC_CTL_MAX_CONN 64		/* connections served at once */

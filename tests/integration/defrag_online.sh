@@ -170,6 +170,10 @@ wait "$HC_DAEMON_PID" 2>/dev/null
 HC_PIDS=()
 fusermount3 -uz "$MNT" 2>/dev/null || umount -l "$MNT"
 [ -e "$BACK/defrag.job" ] || hc_fail "the job file is gone after SIGKILL"
+# the job file is the daemon's: fsck names only the unclean stop
+h fsck >"$HC_SCRATCH/fsck.out" 2>&1
+grep '^problem' "$HC_SCRATCH/fsck.out" | grep -v 'not marked clean' >&2 &&
+	hc_fail "fsck with an unfinished job: $(cat "$HC_SCRATCH/fsck.out")"
 hc_mount "$BACK" "$MNT" -o cache=16M
 sums | diff "$HC_SCRATCH/sums.ref" - >&2 || hc_fail "data differs after SIGKILL during the job"
 [ "$(state "d['resumed']")" = True ] || hc_fail "the job was not resumed: $(h defrag status)"
