@@ -133,7 +133,7 @@ for b, data in model.items():
 with open(model_path, "w") as f:
     json.dump({str(k): v.hex() for k, v in model.items()}, f)
 PY
-wait_state done 120
+wait_state 'done' 120
 st=$(h --json defrag status)
 moved=$(jfield "d['volumes'][0]['moved'] + d['volumes'][0]['zeroed']" <<<"$st")
 [ "$moved" -gt 1000 ] || hc_fail "the job moved only $moved blocks: $st"
@@ -178,7 +178,7 @@ hc_mount "$BACK" "$MNT" -o cache=16M
 sums | diff "$HC_SCRATCH/sums.ref" - >&2 || hc_fail "data differs after SIGKILL during the job"
 [ "$(state "d['resumed']")" = True ] || hc_fail "the job was not resumed: $(h defrag status)"
 h defrag start --rate 0 vm/a >/dev/null 2>&1 && hc_fail "a job started while the resumed one runs"
-wait_state done 120
+wait_state 'done' 120
 [ "$(entries b)" = 0 ] || hc_fail "vm/b still has $(entries b) indirections after the resumed job"
 sums | diff "$HC_SCRATCH/sums.ref" - >&2 || hc_fail "data differs after the resumed job"
 [ ! -e "$BACK/defrag.job" ] || hc_fail "the job file is left after the resumed job"
