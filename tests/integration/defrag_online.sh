@@ -25,20 +25,7 @@ HECTL=$HC_TOP_BUILDDIR/tools/hectl
 
 h() { "$HECTL" -b "$BACK" "$@"; }
 cfr() {	# SRC DST "SOFF DOFF LEN"...: copy_file_range each range, then fsync DST
-	python3 - "$@" <<'PY' || hc_fail "copy_file_range $1 -> $2 failed"
-import os, sys
-fi = os.open(sys.argv[1], os.O_RDONLY)
-fo = os.open(sys.argv[2], os.O_WRONLY)
-for r in sys.argv[3:]:
-    soff, doff, n = map(int, r.split())
-    done = 0
-    while done < n:
-        k = os.copy_file_range(fi, fo, n - done, soff + done, doff + done)
-        if k <= 0:
-            sys.exit("copy_file_range returned %d after %d bytes" % (k, done))
-        done += k
-os.fsync(fo)
-PY
+	python3 "$HC_INTEGRATION_DIR/cfr.py" "$@" || hc_fail "copy_file_range $1 -> $2 failed"
 }
 jfield() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 state() { h --json defrag status | jfield "$1"; }

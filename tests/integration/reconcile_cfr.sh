@@ -13,20 +13,8 @@ BACK=$HC_SCRATCH/backing
 MNT=$HC_SCRATCH/mnt
 MiB=$((1024 * 1024))
 used() { du -s --block-size=1 "$BACK" | cut -f1; }
-cfr() {
-	python3 - "$@" <<'PY' || hc_fail "copy_file_range $* failed"
-import os, sys
-src, dst, soff, doff, n = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-fi = os.open(src, os.O_RDONLY)
-fo = os.open(dst, os.O_WRONLY | os.O_CREAT, 0o644)
-done = 0
-while done < n:
-    r = os.copy_file_range(fi, fo, n - done, soff + done, doff + done)
-    if r <= 0:
-        sys.exit("copy_file_range returned %d after %d bytes" % (r, done))
-    done += r
-os.fsync(fo)
-PY
+cfr() {	# SRC DST SOFF DOFF LEN
+	python3 "$HC_INTEGRATION_DIR/cfr.py" "$1" "$2" "$3 $4 $5" || hc_fail "copy_file_range $* failed"
 }
 
 hc_mount "$BACK" "$MNT" -o cache=64M
