@@ -6,15 +6,21 @@
  * indirection maps, write-back classification (zero / dedup / copy on
  * write / in place), discard and truncate on maps.
  *
- * DOC: ordering (I4).  Every map record is appended only after the data it
- * points at is durable: a write-back run writes its data, fdatasyncs the
- * files whose blocks its records will point at (overflow.dat for CoW, the
- * home file when an entry is cleared, a dedup candidate's file when it has
- * writes not yet synced), and only then changes the map.  So any commit --
- * fsync's or the timer's -- may write any record at any moment, and the
- * timer needs no fdatasync of its own.  Each file counts the writes that
- * completed (wgen) and the count its last fdatasync covered (sgen); a file
- * with sgen == wgen needs no sync.
+ * DOC: ordering (I4).  A map record may become durable only after the data
+ * it points at.  Records are appended as soon as that data is written (not
+ * synced), and the journal's barrier (hc_journal_set_barrier), which every
+ * commit runs after taking its batch and every checkpoint after its
+ * snapshot, before writing anything, fdatasyncs the files they point into:
+ * overflow.dat when it was written since its last sync (CoW), and the home
+ * files listed since the last barrier (need_sync: the home file when an
+ * entry is cleared, a dedup candidate's or a copy_file_range source's file
+ * when it has writes not yet synced).  A file is listed after its data was
+ * written and before the record is appended, so a batch's records always
+ * point at data the barrier that precedes them covers.  The write-back
+ * path thus never waits for an fdatasync; a commit (fsync's or the 1 s
+ * timer's) pays one per file written, for all records at once.  Each file
+ * counts the writes that completed (wgen) and the count its last fdatasync
+ * covered (sgen); a file with sgen == wgen needs no sync.
  *
  * DOC: sharing (I2, I3).  A home block is a dedup candidate only while it
  * is verified under its volume's rlock: the byte compare, the durability
@@ -107,6 +113,63 @@ static int sync_gen(int fd, uint64_t *wgen, uint64_t *sgen)
 		;
 	return 0;
 }
+
+/*
+ * Lists v's home file for the next barrier when it has completed writes no
+ * fdatasync covered yet; call after the data write, before appending the
+ * record that points at it.  0 or -errno.
+ */
+static int need_sync(struct hc_fs *fs, struct hc_volume *v)
+{
+	uint64_t g = __atomic_load_n(&v->wgen, __ATOMIC_ACQUIRE);
+	if (__atomic_load_n(&v->sgen, __ATOMIC_ACQUIRE) >= g)
+		return 0;
+	int err = 0;
+	pthread_mutex_lock(&fs->bar_lock);
+	if (v->bar_gen != fs->bar_gen) {
+		if (fs->nbar == fs->capbar) {
+			size_t cap = fs->capbar ? 2 * fs->capbar : 16;
+			int *t = realloc(fs->bar_fd, cap * sizeof(*t));
+			if (t) {
+				fs->bar_fd = t;
+				fs->capbar = cap;
+			} else {
+				err = -ENOMEM;
+			}
+		}
+		int fd = err ? -1 : fcntl(v->cv.fd, F_DUPFD_CLOEXEC, 0);
+		if (!err && fd < 0)
+			err = -errno;
+		if (!err) {
+			fs->bar_fd[fs->nbar++] = fd;
+			v->bar_gen = fs->bar_gen;
+		}
+	}
+	pthread_mutex_unlock(&fs->bar_lock);
+	return err;
+}
+
+/* The journal's barrier: see "ordering" above. */
+static int barrier(void *arg)
+{
+	struct hc_fs *fs = arg;
+	pthread_mutex_lock(&fs->bar_lock);
+	int *fds = fs->bar_fd;
+	size_t n = fs->nbar;
+	fs->bar_fd = NULL;
+	fs->nbar = fs->capbar = 0;
+	fs->bar_gen++;
+	pthread_mutex_unlock(&fs->bar_lock);
+	int err = sync_gen(fs->ovf_fd, &fs->ovf_wgen, &fs->ovf_sgen);
+	for (size_t i = 0; i < n; i++) {
+		if (!err && fdatasync(fds[i]) < 0)
+			err = -errno;
+		close(fds[i]);
+	}
+	free(fds);
+	return err;
+}
+
 
 void hc_rc_synced(struct hc_volume *v, uint64_t g)
 {
@@ -315,6 +378,8 @@ int hc_rc_open(struct hc_fs *fs, char *msg, size_t msglen)
 	pthread_mutex_init(&fs->vid_lock, NULL);
 	pthread_mutex_init(&fs->ovf_lock, NULL);
 	pthread_mutex_init(&fs->ifl_pool_lock, NULL);
+	pthread_mutex_init(&fs->bar_lock, NULL);
+	fs->bar_gen = 1;	/* volumes start at 0: listed for none */
 	fs->ifl_pool = calloc(NIFL, sizeof(*fs->ifl_pool));
 	if (!fs->ifl_pool) {
 		snprintf(msg, msglen, "out of memory");
@@ -338,6 +403,7 @@ int hc_rc_open(struct hc_fs *fs, char *msg, size_t msglen)
 		snprintf(msg, msglen, "%s/%s: %s", fs->b->path, OVF_FILE, strerror(errno));
 		return err;
 	}
+	hc_journal_set_barrier(fs->j, barrier, fs);
 	uint64_t max = hc_cache_max_blocks(fs->cache);
 	if (max < 65536)
 		max = 65536;
@@ -433,6 +499,12 @@ void hc_rc_close(struct hc_fs *fs, int clean)
 	free(fs->ifl_pool);
 	fs->ifl_pool = fs->ifl_free = NULL;
 	pthread_mutex_destroy(&fs->ifl_pool_lock);
+	for (size_t i = 0; i < fs->nbar; i++)
+		close(fs->bar_fd[i]);
+	free(fs->bar_fd);
+	fs->bar_fd = NULL;
+	fs->nbar = fs->capbar = 0;
+	pthread_mutex_destroy(&fs->bar_lock);
 	pthread_mutex_destroy(&fs->vid_lock);
 	pthread_mutex_destroy(&fs->ovf_lock);
 	pthread_mutex_destroy(&fs->timer_lock);
@@ -653,7 +725,7 @@ static int try_share(struct hc_fs *fs, struct hc_volume *v, uint64_t b, uint64_t
 	ssize_t r = pread(x->cv.fd, cbuf, HC_BLOCK_SIZE, (off_t)(p.block * HC_BLOCK_SIZE));
 	if (r != HC_BLOCK_SIZE || memcmp(cbuf, data, HC_BLOCK_SIZE))
 		goto out;	/* I2: a hash match is only a hint */
-	res = sync_gen(x->cv.fd, &x->wgen, &x->sgen);	/* I4 */
+	res = need_sync(fs, x);	/* I4: synced before the record is durable */
 	if (res)
 		goto out;
 	pthread_rwlock_wrlock(&v->maplock);
@@ -881,12 +953,8 @@ static int store_run(struct hc_fs *fs, struct hc_volume *v, uint64_t b0, struct 
 	for (unsigned k = 0; k < n; k++)
 		if (kind[k] == K_HOME && indexed(fs, v))
 			hc_hindex_insert(fs->hidx, hash[k], idx_dom(fs, v), hidx_phys(v->vid, b0 + k));
-	/* I4: what the records will point at is durable first. */
-	if (novf)
-		err = sync_gen(fs->ovf_fd, &fs->ovf_wgen, &fs->ovf_sgen);
-	if (!err && nhome_clear)
-		err = sync_gen(v->cv.fd, &v->wgen, &v->sgen);
-	if (err)
+	/* I4: the barrier syncs overflow.dat (ovf_wgen) and listed homes. */
+	if (nhome_clear && (err = need_sync(fs, v)))
 		goto out;
 	pthread_rwlock_wrlock(&v->maplock);
 	for (unsigned k = 0; k < n && !err; k++) {
@@ -1067,8 +1135,8 @@ int hc_rc_copy_refs(struct hc_fs *fs, struct hc_volume *src, uint64_t sb, struct
 	*done = 0;
 	pthread_mutex_lock(&a->rlock);
 	pthread_mutex_lock(&b->rlock);
-	/* I4: the source's home blocks are durable before anything points at them. */
-	int err = sync_gen(src->cv.fd, &src->wgen, &src->sgen);
+	/* I4: the source's home blocks are synced before the records are durable. */
+	int err = need_sync(fs, src);
 	if (err)
 		goto out;
 	pthread_rwlock_wrlock(&dst->maplock);

@@ -100,6 +100,7 @@ struct hc_volume {
 	pthread_mutex_t ifl_lock;
 	struct hc_rc_ifl *ifl;		/* ifl_lock: list of runs in flight */
 	int noshare;			/* rlock: a truncate is under way, share nothing */
+	uint64_t bar_gen;		/* fs->bar_lock: the barrier its home is listed for */
 };
 
 struct hc_buf_pool;
@@ -146,6 +147,15 @@ struct hc_fs {
 	struct hc_rc_ifl *ifl_free;	/* ifl_pool_lock */
 	struct hc_rc_ifl *ifl_pool;
 	uint64_t ovf_wgen, ovf_sgen;	/* atomics, as a volume's wgen/sgen */
+	/*
+	 * The journal's barrier (reconcile.c "ordering"): home files that
+	 * records appended since the last barrier point at, not yet synced
+	 * (descriptors dup'd at listing), and the barrier's generation.
+	 */
+	pthread_mutex_t bar_lock;
+	int *bar_fd;			/* bar_lock */
+	size_t nbar, capbar;		/* bar_lock */
+	uint64_t bar_gen;		/* bar_lock */
 	uint32_t next_vid;		/* ns_lock; persisted in the backing dir's xattr */
 	uint32_t next_did;		/* ns_lock */
 	pthread_mutex_t vid_lock;	/* byvid; nests inside rlock and maplock */

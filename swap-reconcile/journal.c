@@ -105,6 +105,8 @@ struct hc_journal {
 	int checkpointing;
 	int err;		/* sticky write error */
 	struct hc_journal_stats st;
+	int (*barrier)(void *arg);	/* set before use; called outside the mutex */
+	void *barrier_arg;
 };
 
 /* A decoded record. */
@@ -355,11 +357,16 @@ int hc_journal_commit(struct hc_journal *j)
 		uint64_t first = j->durable + 1, last = j->seq;
 		off_t off = (off_t)j->log_size;
 		j->committing = 1;
+		int (*barrier)(void *) = j->barrier;
+		void *barg = j->barrier_arg;
 		pthread_mutex_unlock(&j->lock);
 
+		/* I4: what the batch's records point at is durable first. */
+		int err = barrier ? barrier(barg) : 0;
 		for (size_t i = 0; i < n; i++)
 			rec_seal(&recs[i], (uint32_t)i);
-		int err = hc_pwrite_all(j->logfd, recs, n * REC_SIZE, off);
+		if (!err)
+			err = hc_pwrite_all(j->logfd, recs, n * REC_SIZE, off);
 		if (!err && fdatasync(j->logfd) < 0)
 			err = -errno;
 
@@ -569,10 +576,14 @@ int hc_journal_checkpoint(struct hc_journal *j)
 	uint64_t S = j->seq;
 	size_t covered = j->nbuf;	/* buffered records, all <= S */
 	j->checkpointing = 1;
+	int (*barrier)(void *) = j->barrier;
+	void *barg = j->barrier_arg;
 	pthread_mutex_unlock(&j->lock);
 
 	int renamed = 0;
-	err = write_ckpt_tmp(j, &h, &body);
+	err = barrier ? barrier(barg) : 0;	/* I4, as for a commit */
+	if (!err)
+		err = write_ckpt_tmp(j, &h, &body);
 	free(body.p);
 	if (!err) {
 		if (renameat(j->dirfd, HC_CKPT_TMP, j->dirfd, HC_CKPT_FILE) < 0)
@@ -616,6 +627,14 @@ int hc_journal_checkpoint(struct hc_journal *j)
 	pthread_cond_broadcast(&j->cond);
 	pthread_mutex_unlock(&j->lock);
 	return err;
+}
+
+void hc_journal_set_barrier(struct hc_journal *j, int (*fn)(void *arg), void *arg)
+{
+	pthread_mutex_lock(&j->lock);
+	j->barrier = fn;
+	j->barrier_arg = arg;
+	pthread_mutex_unlock(&j->lock);
 }
 
 int hc_journal_maybe_checkpoint(struct hc_journal *j)

@@ -90,7 +90,9 @@ struct hc_refcount *hc_journal_refcount(struct hc_journal *j);
  * an overflow block left with none is freed once this record is durable).
  * I4: the contents of p must already be durable -- the caller wrote and
  * synced them, or p's data was durable and unchanged since -- because this
- * record may reach the disk at any moment from now on.  A p that is an
+ * record may reach the disk at any moment from now on; or, with a barrier
+ * (hc_journal_set_barrier), written and known to the barrier before this
+ * call.  A p that is an
  * overflow block nothing points at yet must be reserved (hc_refcount_alloc).
  * Returns 0 with *seq (if not NULL) = the record's sequence; -EINVAL (bad
  * address, p is lblk's own home block: use map_clear, unreserved overflow
@@ -128,6 +130,17 @@ int hc_journal_commit(struct hc_journal *j);
  * failure before the rename leaves everything as it was).
  */
 int hc_journal_checkpoint(struct hc_journal *j);
+/*
+ * Installs fn, called by every commit after it has taken its batch of
+ * records and by every checkpoint after its snapshot, before either writes
+ * anything (outside the journal's mutex, possibly from several threads at
+ * once): it makes durable the data that records appended so far point at
+ * (the daemon fdatasyncs the files written since the last call).  Non-zero
+ * (-errno) fails that commit or checkpoint, and a failed commit is sticky as
+ * a write error.  So a record may be appended as soon as its data is
+ * written, not synced.  NULL: no barrier (the caller syncs before appending).
+ */
+void hc_journal_set_barrier(struct hc_journal *j, int (*fn)(void *arg), void *arg);
 /* Checkpoints when meta.log has grown past the threshold: 1 if it did, 0, -errno. */
 int hc_journal_maybe_checkpoint(struct hc_journal *j);
 
