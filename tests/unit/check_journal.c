@@ -492,6 +492,56 @@ START_TEST(test_journal_uncommitted)
 }
 END_TEST
 
+/* The barrier: what it saw of the log when called, and its answer. */
+struct bar {
+	int calls, fail;
+	off_t log_size_seen;	/* meta.log's size at the last call */
+};
+
+static int bar_fn(void *arg)
+{
+	struct bar *b = arg;
+	char *log = fpath(HC_JOURNAL_FILE);
+	b->calls++;
+	b->log_size_seen = t_file_size(log);
+	free(log);
+	return b->fail ? -EIO : 0;
+}
+
+START_TEST(test_journal_barrier)
+{
+	uint64_t seed = 13;
+	struct hc_journal *j = jopen_ok(0);
+	struct bar b = { 0 };
+	hc_journal_set_barrier(j, bar_fn, &b);
+	run_ops(j, seed, 1, 100, 50, 0);
+	ck_assert_int_eq(b.calls, 0);		/* appends do not call it */
+	QUICK(hc_journal_commit(j) == 0);
+	ck_assert_int_eq(b.calls, 1);		/* once per commit ... */
+	ck_assert_int_eq(b.log_size_seen, 0);	/* ... before the batch is written */
+	QUICK(hc_journal_commit(j) == 0);
+	ck_assert_int_eq(b.calls, 1);		/* nothing to commit: not called */
+	run_ops(j, seed, 101, 150, 50, 0);
+	QUICK(hc_journal_checkpoint(j) == 0);
+	ck_assert_int_eq(b.calls, 2);		/* and once per checkpoint */
+	/* A failing barrier fails the commit, writes nothing, and sticks. */
+	run_ops(j, seed, 151, 160, 50, 0);
+	char *log = fpath(HC_JOURNAL_FILE);
+	off_t before = t_file_size(log);
+	b.fail = 1;
+	ck_assert_int_eq(hc_journal_commit(j), -EIO);
+	ck_assert_int_eq(t_file_size(log), before);
+	b.fail = 0;
+	ck_assert_int_eq(hc_journal_commit(j), -EIO);
+	hc_journal_close(j);
+	/* What reached the disk: the checkpoint's 150 records, not the rest. */
+	j = jopen_ok(0);
+	ck_assert_uint_eq(jseq(j), 150);
+	hc_journal_close(j);
+	free(log);
+}
+END_TEST
+
 START_TEST(test_journal_checkpoint)
 {
 	uint64_t seed = 13;
@@ -1197,6 +1247,7 @@ static Suite *journal_suite(void)
 	tcase_add_test(tc, test_journal_roundtrip);
 	tcase_add_test(tc, test_journal_uncommitted);
 	tcase_add_test(tc, test_journal_checkpoint);
+	tcase_add_test(tc, test_journal_barrier);
 	tcase_add_test(tc, test_journal_pending_free);
 	suite_add_tcase(s, tc);
 
