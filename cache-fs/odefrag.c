@@ -19,6 +19,9 @@
  *     reader that resolved a block through its entry reads the target,
  *     which still holds the same bytes; one that finds no entry reads the
  *     home block, already synced.
+ * Policy swap writes only overflow blocks it reserved (under ovf_lock, so
+ * no dedup compare sees them before an entry points at them; their owner
+ * is the volume's domain, I2) and re-points entries under the maplock.
  * Freed overflow blocks are punched under ovf_lock after the commit that
  * freed them, checked free under that lock, so no allocation can hand one
  * out and write it before the punch.  Blocks dirty in the cache need
@@ -246,6 +249,13 @@ static int skip(void *arg, uint64_t lblk)
 	return hc_rc_in_flight(x->v, lblk);
 }
 
+/* Policy swap's new overflow blocks hold v's data: its domain's (I2). */
+static void allocated(void *arg, uint64_t start, uint64_t n)
+{
+	struct run *x = arg;
+	hc_rc_ovf_owner(x->od->fs, start, n, x->v);
+}
+
 /* Sleeps until deadline (hc_now_ns) unless stopped; lock held. */
 static void sleep_until(struct hc_odefrag *od, uint64_t deadline)
 {
@@ -376,14 +386,16 @@ static int do_volume(struct hc_odefrag *od, struct jvol *jv)
 	}
 	struct hc_defrag_home_opts o = { .batch_blocks = batch };
 	struct hc_defrag_io io = { .file_fd = file_fd, .batch_done = batch_done, .begin = begin,
-				   .end = end, .hold = hold, .skip = skip, .arg = &x };
+				   .end = end, .hold = hold, .skip = skip,
+				   .allocated = allocated, .arg = &x };
 	uint64_t t = hc_now_ns();
 	char msg[sizeof(od->msg) - NAME_MAX * 2];
 	msg[0] = 0;
 	for (int pass = 1; !err && pass <= MAX_PASSES; pass++) {
 		struct hc_defrag_result r;
 		if (od->policy == HC_ODEFRAG_SWAP)
-			err = -EOPNOTSUPP;
+			err = hc_defrag_swap(fs->j, v->vid, hc_vol_size(v), &o, &io, &r, msg,
+					     sizeof(msg));
 		else
 			err = hc_defrag_home(fs->j, v->vid, x.home_fd, hc_vol_size(v), &o, &io, &r,
 					     msg, sizeof(msg));
@@ -399,6 +411,9 @@ static int do_volume(struct hc_odefrag *od, struct jvol *jv)
 		jv->r.kept_busy = r.kept_busy;
 		if (pass == 1)
 			od->done_base += visited(&r);
+		/* swap counts only what it moved: the rest of the entries were seen too */
+		if (pass == 1 && od->policy == HC_ODEFRAG_SWAP && !err && before.entries > visited(&r))
+			od->done_base += before.entries - visited(&r);
 		od->done_cur = 0;
 		od->bytes_base += r.bytes;
 		od->bytes_cur = 0;
@@ -492,10 +507,6 @@ int hc_odefrag_start(struct hc_odefrag *od, int policy, double rate, const char 
 	if (!(rate >= 0) || rate > 1e6) {
 		snprintf(msg, msglen, "rate must be between 0 (unlimited) and 1000000 MiB/s");
 		return -EINVAL;
-	}
-	if (policy == HC_ODEFRAG_SWAP) {
-		snprintf(msg, msglen, "policy swap is not available online yet");
-		return -EOPNOTSUPP;
 	}
 	if (!fs->j) {
 		snprintf(msg, msglen, "swap-reconcile is off: there are no maps to defragment");

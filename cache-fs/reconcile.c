@@ -615,6 +615,14 @@ static void note_target(struct hc_fs *fs, struct hc_volume *v, const struct hc_p
 			 hidx_phys(f, p->block));
 }
 
+static void ovf_owner_set(struct hc_fs *fs, uint64_t b, const struct hc_volume *v);
+
+void hc_rc_ovf_owner(struct hc_fs *fs, uint64_t start, uint64_t n, const struct hc_volume *v)
+{
+	for (uint64_t b = start; b < start + n; b++)
+		ovf_owner_set(fs, b, v);
+}
+
 /* Records who filled overflow block b (ovf_lock held); no memory: unknown. */
 static void ovf_owner_set(struct hc_fs *fs, uint64_t b, const struct hc_volume *v)
 {

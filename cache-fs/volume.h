@@ -347,6 +347,11 @@ int hc_rc_discard(struct hc_fs *fs, struct hc_volume *v, uint64_t first, uint64_
  */
 int hc_rc_truncate_begin(struct hc_fs *fs, struct hc_volume *v, uint64_t size);
 void hc_rc_truncate_end(struct hc_fs *fs, struct hc_volume *v, uint64_t size);
+/*
+ * Overflow blocks [start, start + n) hold v's data from now on (fs->ovf_lock
+ * held): dedup may offer them to v's domain only (I2).
+ */
+void hc_rc_ovf_owner(struct hc_fs *fs, uint64_t start, uint64_t n, const struct hc_volume *v);
 /* 1 when home block blk of v is being written by an asynchronous write-back run. */
 int hc_rc_in_flight(struct hc_volume *v, uint64_t blk);
 /* 1 when some map entry points into v's home file (call with v->rlock held). */

@@ -4,8 +4,9 @@
  * a volume's layout, and policy `home` -- copy every indirected block of a
  * volume back to its home offset and drop the indirection -- over a journal
  * opened offline (journal.h) or the daemon's own (online: the hooks of
- * struct hc_defrag_io keep its other writers out, cache-fs/odefrag.c).
- * Policy `swap` is not here yet.
+ * struct hc_defrag_io keep its other writers out, cache-fs/odefrag.c),
+ * and policy `swap` -- relocate the targets so that logically consecutive
+ * entries become physically consecutive -- over either.
  *
  * Offline the caller owns the journal and the files alone (the backing
  * directory's lock, sb.h, keeps the daemon out) and leaves the online
@@ -84,6 +85,12 @@ struct hc_defrag_io {
 	void (*end)(void *arg);
 	void (*hold)(void *arg, int what, int on);
 	int (*skip)(void *arg, uint64_t lblk);
+	/*
+	 * Online: overflow blocks [start, start + n) were just reserved for
+	 * the volume's data (called under HC_DEFRAG_HOLD_OVF): the daemon
+	 * records whose data they hold (dedup never crosses domains, I2).
+	 */
+	void (*allocated)(void *arg, uint64_t start, uint64_t n);
 	void *arg;
 };
 

@@ -1,29 +1,34 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0-or-later
-# reconcile-defrag --offline, policy home (doc/reconcile-defrag.8).  A
-# backing directory gets every kind of indirection: copy_file_range
-# references between two volumes of one domain (1 MiB chunks in shuffled
-# order and one 16 MiB range), dedup (the same data written to a third
-# volume), ZERO blocks, copy-on-write overflow blocks (the source of the
-# references overwritten), and a reference in a volume truncated to a
-# partial last block.  On a copy of it: refused while the daemon serves it;
-# one volume alone keeps the blocks whose home another volume still reads
-# (I3); the full run leaves no indirection, one run per volume, frees
-# overflow.dat, and every volume reads the same (sha256 through the mount,
-# I1); a second run has nothing to do.  On the original: SIGKILL in the
+# reconcile-defrag --offline, policies home and swap (doc/reconcile-defrag.8).
+# A backing directory gets every kind of indirection: copy_file_range
+# references between volumes of one domain (1 MiB chunks in shuffled order,
+# one 16 MiB range, and 4 KiB blocks in shuffled order), dedup (the same data
+# written to a third volume), ZERO blocks, copy-on-write overflow blocks (the
+# source of the references overwritten), and a reference in a volume
+# truncated to a partial last block.  On a copy of it: refused while the
+# daemon serves it; one volume alone keeps the blocks whose home another
+# volume still reads (I3); the full run leaves no indirection, one run per
+# volume, frees overflow.dat, and every volume reads the same (sha256
+# through the mount, I1); a second run has nothing to do.  On another copy,
+# policy swap: the indirections stay, runs and mean jump drop, no home file
+# is written, the data reads the same, a second run relocates nothing, and
+# home still empties the maps afterwards.  On the original: SIGKILL in the
 # middle of a rate-limited run, the data still reads the same, a rerun
-# finishes.  hectl fsck passes after each step.
+# finishes.  hectl fsck passes after each step.  --online: only the usage
+# error and the unreachable daemon here (defrag_online.sh runs the job).
 
 . "$(dirname "$0")/common.sh"
 
 BACK=$HC_SCRATCH/backing
 BACK2=$HC_SCRATCH/backing2
+BACK3=$HC_SCRATCH/backing3
 MNT=$HC_SCRATCH/mnt
 MiB=$((1024 * 1024))
 DEFRAG=$HC_TOP_BUILDDIR/swap-reconcile/reconcile-defrag
 HECTL=$HC_TOP_BUILDDIR/tools/hectl
 [ -x "$DEFRAG" ] || hc_fail "no reconcile-defrag at $DEFRAG"
-VOLS="vm/a vm/b vm/c vm/d"
+VOLS="vm/a vm/b vm/c vm/d vm/e"
 
 # cfr SRC DST "SOFF DOFF LEN" ...: copy_file_range each range (bytes), then fsync DST.
 cfr() {
@@ -73,6 +78,10 @@ dd if=/dev/zero of="$MNT/vm/b" bs=1M seek=44 count=4 conv=fsync,notrunc status=n
 	hc_fail "zeroing vm/b failed"
 # a reference in a volume that ends in a partial block
 cfr "$MNT/vm/a" "$MNT/vm/d" "$((32 * MiB)) 0 $MiB"
+# 4 KiB references in shuffled order: e's block i is a's block 6144 + (389 i mod 1024)
+ranges=()
+for i in $(seq 0 1023); do ranges+=("$(( (6144 + i * 389 % 1024) * 4096 )) $((i * 4096)) 4096"); done
+cfr "$MNT/vm/a" "$MNT/vm/e" "${ranges[@]}"
 truncate -s $((MiB - 1000)) "$MNT/vm/d" || hc_fail "truncating vm/d failed"
 # copy on write: overwrite the blocks of a that b and c read
 dd if=/dev/urandom of="$MNT/vm/a" bs=1M count=8 conv=fsync,notrunc status=none ||
@@ -86,20 +95,27 @@ fsck "$BACK" "after building"
 "$DEFRAG" --offline "$BACK" --dry-run --json >"$HC_SCRATCH/dry.json" || hc_fail "--dry-run failed"
 before=$(jfield "$HC_SCRATCH/dry.json" 'd["total"]["before"]["indirections"]')
 hc_info "indirections: $(jfield "$HC_SCRATCH/dry.json" '", ".join("%s %d (%d ZERO)" % (v["volume"], v["before"]["indirections"], v["before"]["zero"]) for v in d["volumes"])')"
-# b: 8192 references + 1024 ZERO; a: 3072 copy-on-write; c: 2048 dedup; d: 256 references
-[ "$before" -ge 14000 ] || hc_fail "only $before indirections to work on: $(cat "$HC_SCRATCH/dry.json")"
+# b: 8192 references + 1024 ZERO; a: 3072 copy-on-write; c: 2048 dedup; d: 256 and
+# e: 1024 references
+[ "$before" -ge 15000 ] || hc_fail "only $before indirections to work on: $(cat "$HC_SCRATCH/dry.json")"
 "$DEFRAG" --offline "$BACK" --dry-run | sed "s/^/$HC_TESTNAME: /"
 cp -a --sparse=always "$BACK" "$BACK2" || hc_fail "copying the backing directory failed"
+cp -a --sparse=always "$BACK" "$BACK3" || hc_fail "copying the backing directory failed"
 
-# --- refused while the daemon runs; --online is not there yet ---
+# --- refused while the daemon runs ---
 hc_mount "$BACK2" "$MNT" -o cache=64M
 "$DEFRAG" --offline "$BACK2" >"$HC_SCRATCH/out" 2>&1 && hc_fail "defrag ran on a mounted backing directory"
 grep -q "in use by a running hecache-fs" "$HC_SCRATCH/out" || hc_fail "unclear refusal: $(cat "$HC_SCRATCH/out")"
 hc_info "mounted: $(cat "$HC_SCRATCH/out")"
-"$DEFRAG" --online "$BACK2/ctl.sock" >"$HC_SCRATCH/out" 2>&1; rc=$?
-[ $rc = 1 ] && grep -q "online defrag is not available yet; stop the daemon and use --offline" "$HC_SCRATCH/out" ||
-	hc_fail "--online: status $rc, $(cat "$HC_SCRATCH/out")"
+"$DEFRAG" --offline "$BACK2" --policy swap >"$HC_SCRATCH/out" 2>&1 && hc_fail "swap ran on a mounted backing directory"
+grep -q "in use by a running hecache-fs" "$HC_SCRATCH/out" || hc_fail "swap: unclear refusal: $(cat "$HC_SCRATCH/out")"
+"$DEFRAG" --online "$BACK2/ctl.sock" --dry-run >"$HC_SCRATCH/out" 2>&1; rc=$?
+[ $rc = 2 ] && grep -q -- "--dry-run works only with --offline" "$HC_SCRATCH/out" ||
+	hc_fail "--online --dry-run: status $rc, $(cat "$HC_SCRATCH/out")"
 hc_umount "$MNT"
+"$DEFRAG" --online "$BACK2/ctl.sock" >"$HC_SCRATCH/out" 2>&1; rc=$?
+[ $rc = 3 ] && grep -q "cannot connect to $BACK2/ctl.sock" "$HC_SCRATCH/out" ||
+	hc_fail "--online, no daemon: status $rc, $(cat "$HC_SCRATCH/out")"
 
 # --- I3: vm/a alone keeps the blocks whose home vm/c still reads ---
 "$DEFRAG" --offline "$BACK2" --json vm/a >"$HC_SCRATCH/a.json" || hc_fail "defrag of vm/a failed"
@@ -135,6 +151,49 @@ check_data "$BACK2" "after the full run"
 "$DEFRAG" --offline "$BACK2" >"$HC_SCRATCH/out" 2>&1 || hc_fail "second run failed: $(cat "$HC_SCRATCH/out")"
 grep -q "nothing to do" "$HC_SCRATCH/out" || hc_fail "second run: $(cat "$HC_SCRATCH/out")"
 sed "s/^/$HC_TESTNAME: second run: /" "$HC_SCRATCH/out"
+
+# --- policy swap: the targets move, the indirections stay ---
+homes() { (cd "$BACK3" && sha256sum $VOLS); }
+homes >"$HC_SCRATCH/homes.before"
+"$DEFRAG" --offline "$BACK3" --policy swap --dry-run --json >"$HC_SCRATCH/sdry.json" ||
+	hc_fail "swap --dry-run failed"
+would=$(jfield "$HC_SCRATCH/sdry.json" 'd["total"]["relocated_blocks"]')
+"$DEFRAG" --offline "$BACK3" --policy swap --json >"$HC_SCRATCH/swap.json" ||
+	hc_fail "swap failed: $(cat "$HC_SCRATCH/swap.json")"
+python3 - "$HC_SCRATCH/swap.json" "$would" <<'PY' || hc_fail "swap: $(cat "$HC_SCRATCH/swap.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["policy"] == "swap" and d["passes"] == 1, d
+for v in d["volumes"] + [d["total"]]:
+    b, a = v["before"], v["after"]
+    print("defrag_offline: swap %-6s indirections %5d -> %d, runs %4d -> %d, mean jump %8.2f -> %.2f, "
+          "relocated %5d, %5.1f MiB, %.3f s" % (v["volume"], b["indirections"], a["indirections"],
+          b["runs"], a["runs"], b["mean_jump"], a["mean_jump"], v["relocated_blocks"],
+          v["bytes_moved"] / 2**20, v["seconds"]))
+    assert a["indirections"] == b["indirections"] and a["zero"] == b["zero"], v
+    assert v["moved_blocks"] == 0 and v["bytes_moved"] == 4096 * v["relocated_blocks"], v
+t = d["total"]
+assert t["relocated_blocks"] == int(sys.argv[2]), ("dry run said", sys.argv[2])
+assert t["after"]["runs"] < t["before"]["runs"], t
+assert t["after"]["mean_jump"] < t["before"]["mean_jump"], t
+e = [v for v in d["volumes"] if v["volume"] == "vm/e"][0]
+assert e["relocated_blocks"] == 1024 and e["after"]["runs"] <= 8, e
+assert e["after"]["mean_jump"] < e["before"]["mean_jump"] / 10, e
+PY
+homes >"$HC_SCRATCH/homes.after"
+diff "$HC_SCRATCH/homes.before" "$HC_SCRATCH/homes.after" >&2 || hc_fail "swap wrote a home file"
+fsck "$BACK3" "after swap"
+check_data "$BACK3" "after swap"
+"$DEFRAG" --offline "$BACK3" --policy swap --json >"$HC_SCRATCH/swap2.json" || hc_fail "second swap failed"
+[ "$(jfield "$HC_SCRATCH/swap2.json" 'd["total"]["relocated_blocks"]')" = 0 ] ||
+	hc_fail "second swap relocated: $(cat "$HC_SCRATCH/swap2.json")"
+"$DEFRAG" --offline "$BACK3" --policy swap | sed "s/^/$HC_TESTNAME: swap, second run: /"
+# home after swap: every indirection goes
+"$DEFRAG" --offline "$BACK3" --json >"$HC_SCRATCH/home3.json" || hc_fail "home after swap failed"
+[ "$(jfield "$HC_SCRATCH/home3.json" 'd["total"]["after"]["indirections"]')" = 0 ] ||
+	hc_fail "home after swap: $(cat "$HC_SCRATCH/home3.json")"
+fsck "$BACK3" "after swap and home"
+check_data "$BACK3" "after swap and home"
 
 # --- SIGKILL in the middle, then a rerun ---
 "$DEFRAG" --offline "$BACK" --rate 4 >"$HC_SCRATCH/killed.out" 2>&1 &

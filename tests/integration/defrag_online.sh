@@ -13,7 +13,9 @@
 #   3. SIGKILL of the daemon in the middle of a slow job: BACKING/defrag.job
 #      stays, the data reads the same after restart, the daemon resumes the
 #      job (status "resumed"), it finishes, and the map is empty;
-#   4. cancel: the job stops, the job file goes, the data is unchanged.
+#   4. policy swap on a fresh layout: the entries' targets become consecutive (fewer runs, smaller mean jump),
+#      the data reads the same, also after a remount;
+#   5. cancel: the job stops, the job file goes, the data is unchanged.
 # hectl fsck passes after each part.
 
 . "$(dirname "$0")/common.sh"
@@ -176,7 +178,30 @@ hc_mount "$BACK" "$MNT" -o cache=16M
 sums | diff "$HC_SCRATCH/sums.ref" - >&2 || hc_fail "data differs after a remount"
 hc_umount "$MNT"
 
-# --- 4. cancel ---
+# --- 4. policy swap: the targets made consecutive, the data the same ---
+rm -rf "$BACK"
+hc_mount "$BACK" "$MNT" -o cache=16M
+setup
+# and 4 MiB of b (44-48 MiB) referencing single blocks of a scattered over 32-48 MiB
+ranges=()
+for i in $(seq 0 1023); do ranges+=("$(((8192 + i * 37 % 4096) * 4096)) $(((11264 + i) * 4096)) 4096"); done
+cfr "$MNT/vm/a" "$MNT/vm/b" "${ranges[@]}"
+sums >"$HC_SCRATCH/sums.ref" || hc_fail "reading the volumes failed"
+h defrag start --policy swap --rate 0 vm/b >"$HC_SCRATCH/out" 2>&1 ||
+	hc_fail "defrag start --policy swap: $(cat "$HC_SCRATCH/out")"
+wait_state 'done' 120
+st=$(h --json defrag status)
+jfield "d['volumes'][0]['relocated'] > 0 and d['volumes'][0]['after']['mean_jump'] < d['volumes'][0]['before']['mean_jump'] and d['volumes'][0]['after']['runs'] < d['volumes'][0]['before']['runs']" <<<"$st" |
+	grep -q True || hc_fail "policy swap did not make vm/b more consecutive: $st"
+hc_info "policy swap: $(jfield "'%d relocated, runs %d -> %d, mean jump %.1f -> %.1f' % (d['volumes'][0]['relocated'], d['volumes'][0]['before']['runs'], d['volumes'][0]['after']['runs'], d['volumes'][0]['before']['mean_jump'], d['volumes'][0]['after']['mean_jump'])" <<<"$st")"
+sums | diff "$HC_SCRATCH/sums.ref" - >&2 || hc_fail "data differs after policy swap"
+hc_umount "$MNT"
+fsck "after policy swap"
+hc_mount "$BACK" "$MNT" -o cache=16M
+sums | diff "$HC_SCRATCH/sums.ref" - >&2 || hc_fail "data differs after policy swap and a remount"
+hc_umount "$MNT"
+
+# --- 5. cancel ---
 rm -rf "$BACK"
 hc_mount "$BACK" "$MNT" -o cache=16M
 setup
