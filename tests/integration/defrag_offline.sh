@@ -32,20 +32,7 @@ VOLS="vm/a vm/b vm/c vm/d vm/e"
 
 # cfr SRC DST "SOFF DOFF LEN" ...: copy_file_range each range (bytes), then fsync DST.
 cfr() {
-	python3 - "$@" <<'PY' || hc_fail "copy_file_range $1 -> $2 failed"
-import os, sys
-fi = os.open(sys.argv[1], os.O_RDONLY)
-fo = os.open(sys.argv[2], os.O_WRONLY | os.O_CREAT, 0o644)
-for r in sys.argv[3:]:
-    soff, doff, n = map(int, r.split())
-    done = 0
-    while done < n:
-        k = os.copy_file_range(fi, fo, n - done, soff + done, doff + done)
-        if k <= 0:
-            sys.exit("copy_file_range returned %d after %d bytes" % (k, done))
-        done += k
-os.fsync(fo)
-PY
+	python3 "$HC_INTEGRATION_DIR/cfr.py" "$@" || hc_fail "copy_file_range $1 -> $2 failed"
 }
 sums() { (cd "$MNT" && sha256sum $VOLS); }
 fsck() { "$HECTL" -b "$1" fsck >"$HC_SCRATCH/fsck.out" 2>&1 || hc_fail "hectl fsck $2: $(cat "$HC_SCRATCH/fsck.out")"; }
