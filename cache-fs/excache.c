@@ -749,6 +749,51 @@ int hc_cache_write(struct hc_cache *c, struct hc_cvol *v, uint64_t off, const vo
 	return err;
 }
 
+int hc_cache_cached(struct hc_cache *c, struct hc_cvol *v, uint64_t blk)
+{
+	pthread_mutex_lock(&c->lock);
+	int r = find(c, v->id, blk) != NIL;
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int hc_cache_write_clean(struct hc_cache *c, struct hc_cvol *v, uint64_t blk, const void *buf)
+{
+	struct wbio *pend = NULL;
+	int err = 0;
+	pthread_mutex_lock(&c->lock);
+	for (;;) {
+		if (find(c, v->id, blk) != NIL) {
+			/* Another write got there first: an ordinary (dirty) write. */
+			err = admit(c, v, blk, 0, buf, HC_BLOCK_SIZE, &pend);
+			break;
+		}
+		/* alloc_slot keeps the lock: nobody admits blk in between. */
+		uint32_t i = alloc_slot(c, &pend, &err);
+		if (i != NIL) {
+			struct slot *s = &c->slots[i];
+			s->blk = blk;
+			s->vol = v->id;
+			s->evict = s->failed = 0;
+			s->state = S_CLEAN;
+			hash_insert(c, i);
+			STAT_ADD(c, v, cached, 1);
+			memcpy(slot_data(c, i), buf, HC_BLOCK_SIZE);
+			lru_push(c, &c->clean_lru, i);
+			c->nclean++;
+			break;
+		}
+		if (err)
+			break;
+		wait_progress(c, &pend);	/* may let the lock go: look again */
+	}
+	pthread_mutex_unlock(&c->lock);
+	submit_pending(c, pend);
+	if (!err)
+		STAT_ADD(c, v, admissions, 1);
+	return err;
+}
+
 int hc_cache_flush(struct hc_cache *c, struct hc_cvol *v)
 {
 	struct wbio *pend = NULL;

@@ -127,6 +127,16 @@ unsigned hc_cache_read(struct hc_cache *c, struct hc_cvol *v, uint64_t blk, unsi
 int hc_cache_write(struct hc_cache *c, struct hc_cvol *v, uint64_t off, const void *buf,
 		   size_t len, struct hc_cache_group *grp);
 
+/* 1 when blk of v is in the cache, in any state. */
+int hc_cache_cached(struct hc_cache *c, struct hc_cvol *v, uint64_t blk);
+/*
+ * A whole-block write of blk whose data storage already holds (the caller
+ * made a map entry point at an identical block): the block enters the cache
+ * clean (leaving it writes nothing), counted as an admission.  If blk is
+ * cached by then (a concurrent write), it is an ordinary dirty write
+ * instead.  0 or -errno (as hc_cache_write).
+ */
+int hc_cache_write_clean(struct hc_cache *c, struct hc_cvol *v, uint64_t blk, const void *buf);
 /*
  * Writes every dirty block of v to storage and waits for it and for all
  * write-backs in flight.  Blocks stay cached, clean.  Returns 0 or the first

@@ -749,6 +749,48 @@ out:
 	return res;
 }
 
+/*
+ * DOC: sharing at write time.  Double paging: the hypervisor reads page P
+ * from its swap volume (block f), the guest then writes P to its own swap
+ * volume (block b).  Shared at b's write-back, P is often gone from f by
+ * then: the hypervisor reuses frame f, writes new contents to f, and takes
+ * them back (a read hit on a dirty block writes it back first) before b
+ * leaves the cache.  So a whole-block write whose hash has a candidate is
+ * shared at once, while f still holds P: b must not be cached at all (no
+ * older contents of b can be written back after the entry is set; a write
+ * of b racing with this one may win, as concurrent writes may), the
+ * candidate is checked as at write-back (try_share: bytes compared under
+ * its volume's rlock, I2; listed for the barrier, I4), and b then enters
+ * the cache clean (hc_cache_write_clean): read hits stay hits and leaving
+ * the cache writes nothing.  Blocks without a candidate cost one hash and
+ * one index lookup here (the write-back hashes them again).
+ */
+int hc_rc_write_share(struct hc_fs *fs, struct hc_volume *v, uint64_t blk, const void *data)
+{
+	if (!fs->j || !indexed(fs, v))
+		return 0;
+	uint64_t cand[MAX_CAND];
+	uint64_t h = hc_hindex_hash(fs->hidx, data);
+	size_t nc = hc_hindex_lookup(fs->hidx, h, idx_dom(fs, v), cand, MAX_CAND);
+	if (!nc || hc_cache_cached(fs->cache, &v->cv, blk))
+		return 0;
+	void *cbuf;
+	if (posix_memalign(&cbuf, HC_BLOCK_SIZE, HC_BLOCK_SIZE))
+		return 0;	/* a lost chance: the write-back may still share it */
+	int r = 0;
+	pthread_mutex_lock(&v->rlock);
+	struct hc_phys cur;
+	int had = hc_imap_lookup(v->map, blk, &cur) == 0;
+	if (!hc_rc_in_flight(v, blk))
+		for (size_t c = 0; c < nc && r == 0; c++)
+			r = try_share(fs, v, blk, blk, 1, data, cand[c], cbuf, &cur, had);
+	pthread_mutex_unlock(&v->rlock);
+	free(cbuf);
+	if (r == 1)
+		hc_cache_count_rc(fs->cache, &v->cv, 0, 1, 0, 0);
+	return r;
+}
+
 /* pwritev of whole blocks, completing short writes. */
 static int write_blocks(int fd, struct iovec *iov, unsigned n, uint64_t off)
 {

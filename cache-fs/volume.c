@@ -377,6 +377,34 @@ void hc_wreq_release(struct hc_wreq *w)
 	wreq_put(w->fs->bufs, w);
 }
 
+/*
+ * A write-back write: whole blocks that an identical block of the domain
+ * already holds are shared now and cached clean (hc_rc_write_share), the
+ * rest goes into the cache dirty, in runs.
+ */
+static int write_cached(struct hc_fs *fs, struct hc_volume *v, uint64_t off, const char *buf,
+			size_t len)
+{
+	uint64_t from = off, end = off + len;
+	uint64_t b = (off + HC_BLOCK_SIZE - 1) / HC_BLOCK_SIZE;
+	int err = 0;
+	for (; !err && (b + 1) * HC_BLOCK_SIZE <= end; b++) {
+		const char *data = buf + (b * HC_BLOCK_SIZE - off);
+		int r = hc_rc_write_share(fs, v, b, data);
+		if (r <= 0)
+			continue;	/* an error here only loses the chance */
+		if (b * HC_BLOCK_SIZE > from)
+			err = hc_cache_write(fs->cache, &v->cv, from, buf + (from - off),
+					     b * HC_BLOCK_SIZE - from, NULL);
+		if (!err)
+			err = hc_cache_write_clean(fs->cache, &v->cv, b, data);
+		from = (b + 1) * HC_BLOCK_SIZE;
+	}
+	if (!err && from < end)
+		err = hc_cache_write(fs->cache, &v->cv, from, buf + (from - off), end - from, NULL);
+	return err;
+}
+
 ssize_t hc_vol_write(struct hc_fs *fs, struct hc_volume *v, uint64_t off, const void *buf,
 		     size_t len, void (*done)(struct hc_wreq *w, int err), void *priv)
 {
@@ -400,7 +428,7 @@ ssize_t hc_vol_write(struct hc_fs *fs, struct hc_volume *v, uint64_t off, const 
 		return res;
 	}
 	if (!fs->writethrough) {
-		err = hc_cache_write(fs->cache, &v->cv, off, buf, len, NULL);
+		err = write_cached(fs, v, off, buf, len);
 		pthread_rwlock_unlock(&v->iolock);
 		return err ? err : (ssize_t)len;
 	}

@@ -352,6 +352,13 @@ void hc_rc_truncate_end(struct hc_fs *fs, struct hc_volume *v, uint64_t size);
  * held): dedup may offer them to v's domain only (I2).
  */
 void hc_rc_ovf_owner(struct hc_fs *fs, uint64_t start, uint64_t n, const struct hc_volume *v);
+/*
+ * A whole-block write of blk (data): when an identical block of the domain
+ * is known, point blk at it now (doc: "sharing at write time" in
+ * reconcile.c) and return 1 -- the caller then caches the data clean
+ * (hc_cache_write_clean); 0: write it as usual; -errno.
+ */
+int hc_rc_write_share(struct hc_fs *fs, struct hc_volume *v, uint64_t blk, const void *data);
 /* 1 when home block blk of v is being written by an asynchronous write-back run. */
 int hc_rc_in_flight(struct hc_volume *v, uint64_t blk);
 /* 1 when some map entry points into v's home file (call with v->rlock held). */

@@ -1069,6 +1069,62 @@ START_TEST(test_dedup_same_run)
 END_TEST
 
 /*
+ * Sharing at write time (reconcile.c "sharing at write time"): a whole
+ * block written to y, not cached, whose contents x's home block holds, is
+ * shared at once (an entry before any write-back, nothing stored for y),
+ * reads back from the cache and through the entry, survives x's overwrite
+ * (copy on write) and a restart; the same data in another domain is not
+ * shared (I2); a block already cached is left to its write-back.
+ */
+START_TEST(test_dedup_at_write)
+{
+	fs_open(engine_names[_i], 16 << 20, 0);
+	struct hc_domain *d = mkdom("d");
+	struct hc_volume *x = mkvol(d, "x"), *y = mkvol(d, "y");
+	struct hc_volume *z = mkvol(mkdom("e"), "z");
+	char *a = t_alloc_aligned(BS), *b = t_alloc_aligned(BS), *buf = t_alloc_aligned(BS);
+	uint64_t seed = 13;
+	t_fill_random(a, BS, &seed);
+	t_fill_random(b, BS, &seed);
+	vwrite(x, 0, a, BS);
+	ck_assert_int_eq(hc_vol_fsync(F.fs, x, 0), 0);
+	vcheck(x, 0, a, BS);		/* out of the cache: x's home holds A */
+	vwrite(y, 0, a, BS);
+	ck_assert_msg(hc_rc_has_entry(y, 0), "y's block was not shared when written");
+	vwrite(z, 0, a, BS);
+	ck_assert_msg(!hc_rc_has_entry(z, 0), "shared across domains (I2)");
+	vcheck(y, 0, a, BS);		/* a hit: cached clean */
+	vwrite(x, 0, b, BS);		/* x's home block is shared: copy on write */
+	ck_assert_int_eq(hc_vol_fsync(F.fs, x, 0), 0);
+	ck_assert_int_eq(hc_vol_fsync(F.fs, y, 0), 0);
+	vcheck(y, 0, a, BS);		/* a miss: through the entry */
+	vcheck(x, 0, b, BS);
+	struct stat st;
+	ck_assert_int_eq(fstat(y->cv.fd, &st), 0);
+	ck_assert_int_eq(st.st_blocks, 0);	/* nothing stored for y */
+	/* y's block cached (dirty): written as usual, shared at its write-back */
+	t_fill_random(buf, BS, &seed);
+	vwrite(y, BS, buf, BS);		/* unique: cached dirty */
+	vwrite(y, BS, a, BS);
+	ck_assert_msg(!hc_rc_has_entry(y, 1), "a cached block was shared at write time");
+	ck_assert_int_eq(hc_vol_fsync(F.fs, y, 0), 0);
+	vcheck(y, BS, a, BS);
+	fs_close();
+	fs_open(engine_names[_i], 16 << 20, 0);
+	y = (struct hc_volume *)lookup(lookup(&F.fs->root, "d"), "y");
+	x = (struct hc_volume *)lookup(lookup(&F.fs->root, "d"), "x");
+	ck_assert_msg(hc_rc_has_entry(y, 0), "the entry did not survive a restart");
+	vcheck(y, 0, a, BS);
+	vcheck(y, BS, a, BS);
+	vcheck(x, 0, b, BS);
+	free(a);
+	free(b);
+	free(buf);
+	fs_close();
+}
+END_TEST
+
+/*
  * SEEK_HOLE on a volume whose last block is a map entry (a dedup reference
  * to its own block 0): the volume has no hole, so the answer is its size
  * (once was ENXIO: the home file had a hole there and the search stepped
@@ -1122,6 +1178,7 @@ static Suite *volume_suite(void)
 	tcase_add_loop_test(tc, test_reopen, 0, 4);
 	tcase_add_test(tc, test_create_refused);
 	tcase_add_loop_test(tc, test_dedup_same_run, 0, 2);
+	tcase_add_loop_test(tc, test_dedup_at_write, 0, 2);
 	tcase_add_loop_test(tc, test_seek_hole_entry, 0, 2);
 	suite_add_tcase(s, tc);
 
