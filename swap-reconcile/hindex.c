@@ -11,6 +11,9 @@
  * one hash chain.  Replacement is CLOCK over the pool: lookups that return
  * an entry and inserts set its reference bit; the hand clears bits until it
  * finds an entry without one.  32 bytes per entry plus 8 per bucket pair.
+ * Many blocks with one contents (a guest writing the same buffer over and
+ * over) would make one long hash chain, walked by every insert and unlink:
+ * only the SAME_MAX most recent blocks per contents and domain are kept.
  */
 #include "config.h"
 
@@ -26,6 +29,7 @@
 #include "util.h"
 
 #define NIL UINT32_MAX
+#define SAME_MAX 8		/* entries kept per (hash, domain); lookups use 4 */
 
 struct ent {
 	uint64_t hash;
@@ -154,6 +158,15 @@ void hc_hindex_insert(struct hc_hindex *h, uint64_t hash, uint32_t dom, uint64_t
 	uint32_t old = find_phys(h, phys);
 	if (old != NIL)
 		drop(h, old);
+	/* At most SAME_MAX blocks per contents: the oldest goes (chains stay short). */
+	uint32_t same = 0, last = NIL;
+	for (uint32_t i = h->hb[hc_mix64(hash) & h->mask]; i != NIL; i = h->e[i].hnext)
+		if (h->e[i].hash == hash && h->e[i].dom == dom) {
+			same++;
+			last = i;
+		}
+	if (same >= SAME_MAX)
+		drop(h, last);
 	uint32_t i = take(h);
 	struct ent *e = &h->e[i];
 	e->hash = hash;

@@ -49,6 +49,15 @@ START_TEST(test_basics)
 	ck_assert_uint_eq(hc_hindex_lookup(h, 3, 0, out, 8), 1);
 	hc_hindex_remove(h, 100);
 	hc_hindex_remove(h, 100);	/* absent: no-op */
+	/* One contents in 20 blocks: the 8 most recent are kept. */
+	for (uint64_t p = 200; p < 220; p++)
+		hc_hindex_insert(h, 9, 0, p);
+	uint64_t many[16];
+	ck_assert_uint_eq(hc_hindex_lookup(h, 9, 0, many, 16), 8);
+	ck_assert_uint_eq(many[0], 219);
+	ck_assert_uint_eq(many[7], 212);
+	for (uint64_t p = 212; p < 220; p++)
+		hc_hindex_remove(h, p);
 	ck_assert_uint_eq(hc_hindex_lookup(h, 1, 0, out, 8), 0);
 	struct hc_hindex_stats st;
 	hc_hindex_stats(h, &st);
@@ -108,11 +117,14 @@ START_TEST(test_hash)
 }
 END_TEST
 
-/* Random inserts, removes and lookups against a model; no replacement. */
+/*
+ * Random inserts, removes and lookups against a model; no replacement by
+ * CLOCK, but at most 8 blocks per contents (the oldest goes).
+ */
 START_TEST(test_model)
 {
 	enum { NPHYS = 512, NHASH = 32, NDOM = 3 };
-	struct { int used; uint64_t hash; uint32_t dom; } m[NPHYS];
+	struct { int used; uint64_t hash; uint32_t dom; int t; } m[NPHYS];
 	memset(m, 0, sizeof(m));
 	struct hc_hindex *h = mk(NPHYS);
 	uint64_t seed = 42, out[NPHYS];
@@ -121,12 +133,24 @@ START_TEST(test_model)
 		uint64_t hash = t_rand_below(&seed, NHASH);
 		uint32_t dom = (uint32_t)t_rand_below(&seed, NDOM);
 		switch (t_rand_below(&seed, 3)) {
-		case 0:
+		case 0: {
 			hc_hindex_insert(h, hash, dom, p);
+			/* the index keeps the 8 most recent blocks per (hash, dom) */
+			int same = 0, oldest = -1;
+			for (int q = 0; q < NPHYS; q++)
+				if (q != (int)p && m[q].used && m[q].hash == hash && m[q].dom == dom) {
+					same++;
+					if (oldest < 0 || m[q].t < m[oldest].t)
+						oldest = q;
+				}
+			if (same >= 8)
+				m[oldest].used = 0;
 			m[p].used = 1;
 			m[p].hash = hash;
 			m[p].dom = dom;
+			m[p].t = op;
 			break;
+		}
 		case 1:
 			hc_hindex_remove(h, p);
 			m[p].used = 0;
