@@ -380,11 +380,19 @@ void hc_wreq_release(struct hc_wreq *w)
 /*
  * A write-back write: whole blocks that an identical block of the domain
  * already holds are shared now and cached clean (hc_rc_write_share), the
- * rest goes into the cache dirty, in runs.
+ * rest goes into the cache dirty, in runs.  Writes longer than
+ * SHARE_AT_WRITE_MAX are only shared at write-back: double paging writes
+ * single pages or small swap clusters, and a large sequential write would
+ * hash and look up every block on the writer's path, then again at
+ * write-back (an index lookup is two cache misses under its mutex).
  */
+#define SHARE_AT_WRITE_MAX (256u << 10)
+
 static int write_cached(struct hc_fs *fs, struct hc_volume *v, uint64_t off, const char *buf,
 			size_t len)
 {
+	if (len > SHARE_AT_WRITE_MAX)
+		return hc_cache_write(fs->cache, &v->cv, off, buf, len, NULL);
 	uint64_t from = off, end = off + len;
 	uint64_t b = (off + HC_BLOCK_SIZE - 1) / HC_BLOCK_SIZE;
 	int err = 0;
