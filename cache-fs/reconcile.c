@@ -762,12 +762,14 @@ out:
  * candidate is checked as at write-back (try_share: bytes compared under
  * its volume's rlock, I2; listed for the barrier, I4), and b then enters
  * the cache clean (hc_cache_write_clean): read hits stay hits and leaving
- * the cache writes nothing.  Blocks without a candidate cost one hash and
- * one index lookup here (the write-back hashes them again).
+ * the cache writes nothing.  Only for volumes of kind swap, where double
+ * paging writes (the guest's swap disk): there a block without a candidate
+ * costs one more hash and index lookup (the write-back does both again);
+ * other volumes are shared at write-back only.
  */
 int hc_rc_write_share(struct hc_fs *fs, struct hc_volume *v, uint64_t blk, const void *data)
 {
-	if (!fs->j || !indexed(fs, v))
+	if (!fs->j || !indexed(fs, v) || __atomic_load_n(&v->kind, __ATOMIC_RELAXED) != HC_KIND_SWAP)
 		return 0;
 	uint64_t cand[MAX_CAND];
 	uint64_t h = hc_hindex_hash(fs->hidx, data);

@@ -353,8 +353,8 @@ void hc_rc_truncate_end(struct hc_fs *fs, struct hc_volume *v, uint64_t size);
  */
 void hc_rc_ovf_owner(struct hc_fs *fs, uint64_t start, uint64_t n, const struct hc_volume *v);
 /*
- * A whole-block write of blk (data): when an identical block of the domain
- * is known, point blk at it now (doc: "sharing at write time" in
+ * A whole-block write of blk (data) to a volume of kind swap: when an
+ * identical block of the domain is known, point blk at it now (doc: "sharing at write time" in
  * reconcile.c) and return 1 -- the caller then caches the data clean
  * (hc_cache_write_clean); 0: write it as usual; -errno.
  */

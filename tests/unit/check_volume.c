@@ -1070,18 +1070,19 @@ END_TEST
 
 /*
  * Sharing at write time (reconcile.c "sharing at write time"): a whole
- * block written to y, not cached, whose contents x's home block holds, is
+ * block written to swap volume y, not cached, whose contents x's home block holds, is
  * shared at once (an entry before any write-back, nothing stored for y),
  * reads back from the cache and through the entry, survives x's overwrite
  * (copy on write) and a restart; the same data in another domain is not
- * shared (I2); a block already cached is left to its write-back.
+ * shared (I2), nor in a disk volume; a block already cached is left to its
+ * write-back.
  */
 START_TEST(test_dedup_at_write)
 {
 	fs_open(engine_names[_i], 16 << 20, 0);
 	struct hc_domain *d = mkdom("d");
-	struct hc_volume *x = mkvol(d, "x"), *y = mkvol(d, "y");
-	struct hc_volume *z = mkvol(mkdom("e"), "z");
+	struct hc_volume *x = mkvol(d, "x"), *y = mkvol(d, "y.swap");
+	struct hc_volume *z = mkvol(mkdom("e"), "z.swap"), *w = mkvol(d, "w");
 	char *a = t_alloc_aligned(BS), *b = t_alloc_aligned(BS), *buf = t_alloc_aligned(BS);
 	uint64_t seed = 13;
 	t_fill_random(a, BS, &seed);
@@ -1093,6 +1094,8 @@ START_TEST(test_dedup_at_write)
 	ck_assert_msg(hc_rc_has_entry(y, 0), "y's block was not shared when written");
 	vwrite(z, 0, a, BS);
 	ck_assert_msg(!hc_rc_has_entry(z, 0), "shared across domains (I2)");
+	vwrite(w, 0, a, BS);
+	ck_assert_msg(!hc_rc_has_entry(w, 0), "a disk volume was shared at write time");
 	vcheck(y, 0, a, BS);		/* a hit: cached clean */
 	vwrite(x, 0, b, BS);		/* x's home block is shared: copy on write */
 	ck_assert_int_eq(hc_vol_fsync(F.fs, x, 0), 0);
@@ -1111,7 +1114,7 @@ START_TEST(test_dedup_at_write)
 	vcheck(y, BS, a, BS);
 	fs_close();
 	fs_open(engine_names[_i], 16 << 20, 0);
-	y = (struct hc_volume *)lookup(lookup(&F.fs->root, "d"), "y");
+	y = (struct hc_volume *)lookup(lookup(&F.fs->root, "d"), "y.swap");
 	x = (struct hc_volume *)lookup(lookup(&F.fs->root, "d"), "x");
 	ck_assert_msg(hc_rc_has_entry(y, 0), "the entry did not survive a restart");
 	vcheck(y, 0, a, BS);
