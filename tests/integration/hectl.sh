@@ -6,8 +6,9 @@
 # map (online, --range), mrc after a write-then-read workload (table, --csv,
 # --plot with and without gnuplot), recommend (--apply refused while M is
 # unknown, applied once it is set), mrc-reset, trace start/stop (a file of
-# 256 + 24*N bytes, N > 0), flush, cache resize (within the pool; past it EINVAL), defrag (not
-# available), the --json shapes (members and types, with jq), --help of each
+# 256 + 24*N bytes, N > 0), flush, cache resize (within the pool; past it EINVAL), defrag (a
+# missing volume, cancel without a job, a bad rate, status, a job with
+# nothing to do), the --json shapes (members and types, with jq), --help of each
 # subcommand, exit codes (daemon error 1, usage 2, no daemon 3), a user who
 # is neither root nor the mounter (0600 socket: cannot connect, 3; socket
 # opened up: the daemon's SO_PEERCRED check answers EACCES, 1), fsck refused
@@ -99,8 +100,16 @@ run 3 -S "$HC_SCRATCH/nowhere.sock" status
 grep_in "$ERR" "$HC_SCRATCH/nowhere.sock" "no daemon: the socket is named"
 run 3 --json -S "$HC_SCRATCH/nowhere.sock" status
 jcheck '.error == "ENOENT" and (.message | type) == "string"' "no daemon, --json"
-run 1 -b "$BACK" defrag start
-grep_in "$ERR" 'online defrag is not available.*reconcile-defrag --offline' "defrag"
+run 1 -b "$BACK" defrag start vm1/nope
+grep_in "$ERR" 'vm1/nope: not found' "defrag start of a missing volume"
+run 1 -b "$BACK" defrag cancel
+grep_in "$ERR" 'no defrag job is running' "defrag cancel without a job"
+run 2 -b "$BACK" defrag start --rate -3
+ok defrag status
+grep_in "$OUT" '^defrag: idle' "defrag status before any job"
+ok --json defrag start
+jcheck '(.state | IN("running", "done")) and .policy == "home" and .rate == 32
+	and (.volumes | type) == "array" and (.todo_blocks | type) == "number"' "defrag start --json"
 
 # --- status -------------------------------------------------------------------------
 ok --json status
