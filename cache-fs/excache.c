@@ -50,7 +50,7 @@
 #include "log.h"
 
 #define NIL UINT32_MAX
-#define WB_MAX 64		/* blocks in one write-back I/O */
+#define WB_MAX 256		/* blocks in one write-back I/O (1 MiB) */
 #define NWBIO 64		/* write-back I/Os in flight at most */
 #define MAX_VOLS 4096
 

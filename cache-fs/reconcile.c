@@ -67,7 +67,7 @@
 #define OVF_FILE "overflow.dat"
 #define MAX_CAND 4
 #define NIFL 128		/* asynchronous write-back runs in flight, all volumes */
-#define RUN_MAX 64		/* blocks in one write-back run (the cache's WB_MAX) */
+#define RUN_MAX 256		/* blocks in one write-back run (the cache's WB_MAX) */
 
 /* One plain in-place write-back run in flight through the io engine. */
 struct hc_rc_ifl {
@@ -887,14 +887,14 @@ static void ifl_done(struct hc_io *io)
 static int store_run(struct hc_fs *fs, struct hc_volume *v, uint64_t b0, struct iovec *iov,
 		     unsigned n, uint32_t *saved, struct hc_io *io)
 {
-	uint8_t kind[64];
-	uint8_t had[64];
-	struct hc_phys cur[64];
-	uint64_t hash[64];
-	uint64_t ovf[64];
+	uint8_t kind[RUN_MAX];
+	uint8_t had[RUN_MAX];
+	struct hc_phys cur[RUN_MAX];
+	uint64_t hash[RUN_MAX];
+	uint64_t ovf[RUN_MAX];
 	void *cbuf = NULL;
 	int err = 0;
-	if (n > 64)
+	if (n > RUN_MAX)
 		return -EINVAL;
 	memset(kind, K_NONE, sizeof(kind));
 	if (posix_memalign(&cbuf, HC_BLOCK_SIZE, HC_BLOCK_SIZE))
