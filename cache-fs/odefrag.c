@@ -400,15 +400,7 @@ static int do_volume(struct hc_odefrag *od, struct jvol *jv)
 			err = hc_defrag_home(fs->j, v->vid, x.home_fd, hc_vol_size(v), &o, &io, &r,
 					     msg, sizeof(msg));
 		pthread_mutex_lock(&od->lock);
-		jv->r.moved += r.moved;
-		jv->r.zeroed += r.zeroed;
-		jv->r.relocated += r.relocated;
-		jv->r.bytes += r.bytes;
-		jv->r.ovf_freed += r.ovf_freed;
-		jv->r.batches += r.batches;
-		jv->r.kept_shared = r.kept_shared;
-		jv->r.kept_eof = r.kept_eof;
-		jv->r.kept_busy = r.kept_busy;
+		hc_defrag_result_add(&jv->r, &r);
 		if (pass == 1)
 			od->done_base += visited(&r);
 		/* swap counts only what it moved: the rest of the entries were seen too */
@@ -672,7 +664,7 @@ static void add_u64(struct json_object *o, const char *k, uint64_t x)
 	json_object_object_add(o, k, json_object_new_uint64(x));
 }
 
-static struct json_object *jloc(const struct hc_defrag_locality *l)
+struct json_object *hc_odefrag_locality_json(const struct hc_defrag_locality *l)
 {
 	struct json_object *o = json_object_new_object();
 	add_u64(o, "blocks", l->blocks);
@@ -706,8 +698,9 @@ void hc_odefrag_status(struct hc_odefrag *od, struct json_object *out)
 		json_object_object_add(o, "volume", json_object_new_string(jv->label));
 		json_object_object_add(o, "state", json_object_new_string(vol_states[jv->state]));
 		json_object_object_add(o, "before", jv->state == V_PENDING || jv->state == V_GONE
-							    ? NULL : jloc(&jv->before));
-		json_object_object_add(o, "after", jv->has_after ? jloc(&jv->after) : NULL);
+							    ? NULL : hc_odefrag_locality_json(&jv->before));
+		json_object_object_add(o, "after",
+				       jv->has_after ? hc_odefrag_locality_json(&jv->after) : NULL);
 		add_u64(o, "moved", jv->r.moved);
 		add_u64(o, "zeroed", jv->r.zeroed);
 		add_u64(o, "relocated", jv->r.relocated);

@@ -14,6 +14,7 @@
 
 #include <json-c/json.h>
 
+struct hc_defrag_locality;
 struct hc_fs;
 struct hc_odefrag;
 
@@ -42,6 +43,11 @@ int hc_odefrag_start(struct hc_odefrag *od, int policy, double rate, const char 
 		     size_t n, char *msg, size_t msglen) __attribute__((warn_unused_result));
 /* Asks a running job to stop after its current batch; 0, -ENOENT when none runs. */
 int hc_odefrag_cancel(struct hc_odefrag *od);
+/*
+ * A locality as JSON (blocks, indirections, zero, runs, pairs, jump_sum,
+ * mean_jump): the shape of defrag_status and of reconcile-defrag --json.
+ */
+struct json_object *hc_odefrag_locality_json(const struct hc_defrag_locality *l);
 /* Adds the job's state to out (doc/ctl-protocol.md "defrag_status"). */
 void hc_odefrag_status(struct hc_odefrag *od, struct json_object *out);
 

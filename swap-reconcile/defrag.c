@@ -166,6 +166,19 @@ void hc_defrag_locality(const struct hc_imap *m, uint32_t vid, uint64_t blocks,
 	home_until(&s, blocks);
 }
 
+void hc_defrag_result_add(struct hc_defrag_result *sum, const struct hc_defrag_result *pass)
+{
+	sum->moved += pass->moved;
+	sum->zeroed += pass->zeroed;
+	sum->relocated += pass->relocated;
+	sum->bytes += pass->bytes;
+	sum->ovf_freed += pass->ovf_freed;
+	sum->batches += pass->batches;
+	sum->kept_shared = pass->kept_shared;
+	sum->kept_eof = pass->kept_eof;
+	sum->kept_busy = pass->kept_busy;
+}
+
 void hc_defrag_locality_add(struct hc_defrag_locality *sum, const struct hc_defrag_locality *l)
 {
 	sum->blocks += l->blocks;

@@ -55,6 +55,12 @@ struct hc_defrag_result {
 	uint64_t batches;	/* commits */
 };
 
+/*
+ * Adds one pass's result to a volume's running total: the counts of work
+ * done are summed, the kept_* counts are the last pass's (what is left).
+ */
+void hc_defrag_result_add(struct hc_defrag_result *sum, const struct hc_defrag_result *pass);
+
 /* How hc_defrag_home reaches the files and reports progress. */
 struct hc_defrag_io {
 	/*

@@ -49,6 +49,7 @@
 #include "hecache/format.h"
 #include "journal.h"
 #include "log.h"
+#include "odefrag.h"
 #include "sb.h"
 #include "util.h"
 
@@ -445,14 +446,7 @@ static int defrag(struct state *s)
 						     sizeof(msg));
 			}
 			v->ns += hc_now_ns() - t;
-			v->done.moved += r.moved;
-			v->done.zeroed += r.zeroed;
-			v->done.relocated += r.relocated;
-			v->done.bytes += r.bytes;
-			v->done.ovf_freed += r.ovf_freed;
-			v->done.batches += r.batches;
-			v->done.kept_shared = r.kept_shared;
-			v->done.kept_eof = r.kept_eof;
+			hc_defrag_result_add(&v->done, &r);
 			if (s->o.swap)
 				s->base_blocks += r.relocated;
 			else if (s->pass == 1)
@@ -475,19 +469,6 @@ static int defrag(struct state *s)
 
 /* --- the report ---------------------------------------------------------------------------- */
 
-static struct json_object *jloc(const struct hc_defrag_locality *l)
-{
-	struct json_object *o = json_object_new_object();
-	json_object_object_add(o, "blocks", json_object_new_uint64(l->blocks));
-	json_object_object_add(o, "indirections", json_object_new_uint64(l->entries));
-	json_object_object_add(o, "zero", json_object_new_uint64(l->zero));
-	json_object_object_add(o, "runs", json_object_new_uint64(l->runs));
-	json_object_object_add(o, "pairs", json_object_new_uint64(l->pairs));
-	json_object_object_add(o, "jump_sum", json_object_new_uint64(l->jump_sum));
-	json_object_object_add(o, "mean_jump", json_object_new_double(hc_defrag_mean_jump(l)));
-	return o;
-}
-
 /* One row of the report; after NULL: not known (online, the job did not get there). */
 static struct json_object *jrow(const char *label, const char *state,
 				const struct hc_defrag_locality *before,
@@ -498,8 +479,8 @@ static struct json_object *jrow(const char *label, const char *state,
 	json_object_object_add(o, "volume", json_object_new_string(label));
 	if (state)
 		json_object_object_add(o, "state", json_object_new_string(state));
-	json_object_object_add(o, "before", jloc(before));
-	json_object_object_add(o, "after", after ? jloc(after) : NULL);
+	json_object_object_add(o, "before", hc_odefrag_locality_json(before));
+	json_object_object_add(o, "after", after ? hc_odefrag_locality_json(after) : NULL);
 	json_object_object_add(o, "moved_blocks", json_object_new_uint64(r->moved));
 	json_object_object_add(o, "zeroed_blocks", json_object_new_uint64(r->zeroed));
 	json_object_object_add(o, "relocated_blocks", json_object_new_uint64(r->relocated));
