@@ -26,6 +26,7 @@ static int try_create(const struct hc_ioeng_ops *ops, unsigned depth, struct hc_
 		return -ENOMEM;
 	e->ops = ops;
 	e->depth = depth;
+	e->inline_idle = ops != &hc_ioeng_sync_ops;
 	sem_init(&e->slots, 0, depth);
 	int err = ops->init(e, depth);
 	if (err) {
@@ -78,14 +79,37 @@ static size_t iov_total(const struct iovec *iov, int cnt)
 	return t;
 }
 
+void hc_ioeng_set_inline(struct hc_ioeng *e, int on)
+{
+	e->inline_idle = on && e->ops != &hc_ioeng_sync_ops;
+}
+
+uint64_t hc_ioeng_inlined(const struct hc_ioeng *e)
+{
+	return __atomic_load_n(&e->inlined, __ATOMIC_RELAXED);
+}
+
 int hc_ioeng_submit(struct hc_ioeng *e, struct hc_io *io)
 {
 	while (sem_wait(&e->slots) < 0 && errno == EINTR)
 		;
 	io->done_bytes = 0;
+	/*
+	 * Inline when idle (ioeng.h).  An inline read counts in reads until it
+	 * completes, so two submitters never both see none: at most one read
+	 * runs inline at a time.
+	 */
+	if (io->op == HC_IO_READ &&
+	    __atomic_fetch_add(&e->reads, 1, __ATOMIC_ACQ_REL) == 0 && e->inline_idle) {
+		__atomic_fetch_add(&e->inlined, 1, __ATOMIC_RELAXED);
+		return hc_ioeng_sync_ops.submit(e, io);
+	}
 	int err = e->ops->submit(e, io);
-	if (err)
+	if (err) {
+		if (io->op == HC_IO_READ)
+			__atomic_fetch_sub(&e->reads, 1, __ATOMIC_RELEASE);
 		sem_post(&e->slots);
+	}
 	return err;
 }
 
@@ -121,6 +145,8 @@ void hc_ioeng_complete(struct hc_ioeng *e, struct hc_io *io, ssize_t res)
 		res = -EIO;	/* no progress on a write: never report success */
 	}
 	io->res = res;
+	if (io->op == HC_IO_READ)
+		__atomic_fetch_sub(&e->reads, 1, __ATOMIC_RELEASE);
 	sem_post(&e->slots);
 	io->done(io);
 }

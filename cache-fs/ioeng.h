@@ -6,6 +6,16 @@
  * run one completion thread that calls io->done(); the sync engine does the
  * I/O in the submitting thread and calls io->done() before submit returns.
  *
+ * Inline when idle: an asynchronous engine runs a read in the submitting
+ * thread (preadv, done() before submit returns, as the sync engine) when no
+ * other read of the engine is in flight (write-backs may be).  At queue depth 1 the hand-over to
+ * the completion thread is an extra wake-up on the way of every miss (4 KiB
+ * O_DIRECT random reads through the mount at depth 1: 9.3k-10.2k/s with
+ * io_uring, 13.5k/s inline); as soon as a second read is in flight the
+ * engine is asynchronous again, so at most one thread ever waits in such a
+ * read: no FUSE worker is parked per outstanding I/O.  Writes and syncs are
+ * always asynchronous (write-back runs ahead of need).
+ *
  * Contract for callers: never hold a lock across hc_ioeng_submit() that
  * io->done() takes.  At most `depth` I/Os are in flight; submit waits for a
  * free place beyond that (bounded, never allocates).  done() must not submit.
@@ -65,6 +75,9 @@ struct hc_ioeng {
 	const struct hc_ioeng_ops *ops;
 	unsigned depth;
 	sem_t slots;		/* free places, counts down from depth */
+	int inline_idle;	/* a read runs inline when no other read is in flight */
+	unsigned reads;		/* atomic: reads submitted and not completed */
+	uint64_t inlined;	/* atomic: reads run inline */
 	void *priv;
 };
 
@@ -83,10 +96,16 @@ int hc_ioeng_create(const char *name, unsigned depth, int fallback,
 void hc_ioeng_destroy(struct hc_ioeng *e);
 const char *hc_ioeng_name(const struct hc_ioeng *e);
 
-/* Submits io; io->done() runs exactly once unless this returns an error. */
+/* Submits io; io->done() runs exactly once unless this returns an error
+ * (possibly before this returns, see "inline when idle" above). */
 int hc_ioeng_submit(struct hc_ioeng *e, struct hc_io *io);
 /* Submits io and waits for it; returns io->res (io->done is overwritten). */
 ssize_t hc_ioeng_run(struct hc_ioeng *e, struct hc_io *io);
+
+/* Turns "inline when idle" on (default for asynchronous engines) or off. */
+void hc_ioeng_set_inline(struct hc_ioeng *e, int on);
+/* Reads run inline so far. */
+uint64_t hc_ioeng_inlined(const struct hc_ioeng *e);
 
 /* For engines: finishes io (continuing a short write), frees its slot. */
 void hc_ioeng_complete(struct hc_ioeng *e, struct hc_io *io, ssize_t res);

@@ -8,7 +8,10 @@
  * cut short by RLIMIT_FSIZE continued by the engine and then reported as an
  * error (never as success), and 1000 asynchronous I/Os from four threads on
  * an engine of depth 4: every done() runs exactly once, the depth bound
- * holds and every byte lands where it should.
+ * holds and every byte lands where it should.  "Inline when idle": a lone
+ * read on an asynchronous engine completes in the submitting thread before
+ * submit returns, not when switched off, and not while another read is in
+ * flight (io_uring: a read from an empty pipe).
  */
 #include "config.h"
 
@@ -488,6 +491,110 @@ START_TEST(test_io_concurrent)
 }
 END_TEST
 
+/* ---- inline when idle ------------------------------------------------- */
+
+struct seen {
+	pthread_t thread;
+	int ran;
+};
+
+static void seen_done(struct hc_io *io)
+{
+	struct seen *w = io->priv;
+	w->thread = pthread_self();
+	__atomic_store_n(&w->ran, 1, __ATOMIC_RELEASE);
+}
+
+static void prep_read(struct hc_io *io, int fd, struct iovec *iov, struct seen *w)
+{
+	memset(io, 0, sizeof(*io));
+	memset(w, 0, sizeof(*w));
+	io->op = HC_IO_READ;
+	io->fd = fd;
+	io->iov = iov;
+	io->iovcnt = 1;
+	io->done = seen_done;
+	io->priv = w;
+}
+
+static void wait_ran(struct seen *w)
+{
+	for (int i = 0; i < 10000 && !__atomic_load_n(&w->ran, __ATOMIC_ACQUIRE); i++)
+		usleep(1000);
+	ck_assert_msg(w->ran, "done() never ran");
+}
+
+START_TEST(test_io_inline_when_idle)
+{
+	struct hc_ioeng *e = make_engine(_i, 8);
+	int is_sync = !strcmp(engine_names[_i], "sync");
+	int fd = open_file("inl", 1);
+	unsigned char *b = t_alloc_aligned(HC_BLOCK_SIZE);
+	t_pattern(b, HC_BLOCK_SIZE, 9, 0);
+	struct iovec iov = { b, HC_BLOCK_SIZE };
+	ck_assert_int_eq(run_io(e, HC_IO_WRITE, fd, 0, &iov, 1), HC_BLOCK_SIZE);
+	ck_assert_uint_eq(hc_ioeng_inlined(e), 0);	/* writes never run inline */
+
+	/* A lone read: done() in this thread, before submit returns. */
+	struct hc_io io;
+	struct seen w;
+	memset(b, 0, HC_BLOCK_SIZE);
+	prep_read(&io, fd, &iov, &w);
+	ck_assert_int_eq(hc_ioeng_submit(e, &io), 0);
+	if (!is_sync) {
+		ck_assert_msg(w.ran, "%s: a lone read did not complete inline", engine_names[_i]);
+		ck_assert(pthread_equal(w.thread, pthread_self()));
+		ck_assert_uint_eq(hc_ioeng_inlined(e), 1);
+	}
+	wait_ran(&w);
+	ck_assert_int_eq(io.res, HC_BLOCK_SIZE);
+	ck_assert_int_eq(t_pattern_check(b, HC_BLOCK_SIZE, 9, 0), -1);
+
+	/* Switched off: the completion thread sends it. */
+	hc_ioeng_set_inline(e, 0);
+	prep_read(&io, fd, &iov, &w);
+	ck_assert_int_eq(hc_ioeng_submit(e, &io), 0);
+	wait_ran(&w);
+	ck_assert_int_eq(io.res, HC_BLOCK_SIZE);
+	if (!is_sync) {
+		ck_assert(!pthread_equal(w.thread, pthread_self()));
+		ck_assert_uint_eq(hc_ioeng_inlined(e), 1);
+	}
+
+	if (!strcmp(engine_names[_i], "uring")) {
+		/* Another read in flight (an empty pipe): asynchronous again. */
+		int p[2];
+		ck_assert_int_eq(pipe(p), 0);
+		char pb[8];
+		struct iovec piov = { pb, sizeof(pb) };
+		struct hc_io pio;
+		struct seen pw;
+		prep_read(&pio, p[0], &piov, &pw);
+		ck_assert_int_eq(hc_ioeng_submit(e, &pio), 0);
+		hc_ioeng_set_inline(e, 1);
+		prep_read(&io, fd, &iov, &w);
+		ck_assert_int_eq(hc_ioeng_submit(e, &io), 0);
+		wait_ran(&w);
+		ck_assert(!pthread_equal(w.thread, pthread_self()));
+		ck_assert_uint_eq(hc_ioeng_inlined(e), 1);
+		ck_assert(!__atomic_load_n(&pw.ran, __ATOMIC_ACQUIRE));
+		ck_assert_int_eq(write(p[1], "x", 1), 1);
+		wait_ran(&pw);
+		ck_assert_int_eq(pio.res, 1);
+		/* Idle again: inline again. */
+		prep_read(&io, fd, &iov, &w);
+		ck_assert_int_eq(hc_ioeng_submit(e, &io), 0);
+		ck_assert(w.ran);
+		ck_assert_uint_eq(hc_ioeng_inlined(e), 2);
+		close(p[0]);
+		close(p[1]);
+	}
+	close(fd);
+	hc_ioeng_destroy(e);
+	free(b);
+}
+END_TEST
+
 static Suite *ioeng_suite(void)
 {
 	Suite *s = suite_create("ioeng");
@@ -513,6 +620,11 @@ static Suite *ioeng_suite(void)
 	tc = tcase_create("create");
 	tcase_add_test(tc, test_create_unknown);
 	tcase_set_timeout(tc, 30);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("inline");
+	t_tcase_fixtures(tc, 30);
+	tcase_add_loop_test(tc, test_io_inline_when_idle, 0, NENGINES);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("concurrent");
