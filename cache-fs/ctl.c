@@ -251,6 +251,15 @@ static int op_status(struct req *r)
 	add_u64(cache, "cached_blocks", t.cached > 0 ? (uint64_t)t.cached : 0);
 	add_u64(cache, "dirty_blocks", t.dirty > 0 ? (uint64_t)t.dirty : 0);
 	json_object_object_add(o, "cache", cache);
+	struct json_object *rq = json_object_new_object();
+	uint64_t total = 0;
+	for (int k = 0; k < HC_REQ_NKINDS; k++) {
+		uint64_t n = __atomic_load_n(&fs->nreq[k], __ATOMIC_RELAXED);
+		add_u64(rq, hc_req_kind_names[k], n);
+		total += n;
+	}
+	add_u64(rq, "total", total);
+	json_object_object_add(o, "fuse_requests", rq);
 	struct json_object *mrc = json_object_new_object();
 	add_str(mrc, "mode", c->info.mrc_mode);
 	add_u64(mrc, "ghost_bytes", c->info.ghost_bytes);

@@ -35,6 +35,17 @@ static struct hc_fs *FS(fuse_req_t req)
 	return d->fs;
 }
 
+const char *const hc_req_kind_names[HC_REQ_NKINDS] = {
+	"read", "write", "copy_file_range", "getxattr", "getattr", "lookup", "fsync",
+	"fallocate", "other",
+};
+
+/* Counts one request of kind k (requests answered by libfuse itself are not). */
+static void COUNT(fuse_req_t req, int k)
+{
+	__atomic_fetch_add(&FS(req)->nreq[k], 1, __ATOMIC_RELAXED);
+}
+
 static struct hc_node *NODE(fuse_req_t req, fuse_ino_t ino)
 {
 	return hc_fs_node(FS(req), ino);
@@ -84,6 +95,7 @@ static void reply_entry(fuse_req_t req, struct hc_node *n)
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+	COUNT(req, HC_REQ_LOOKUP);
 	struct hc_node *n;
 	int err = hc_ns_lookup(FS(req), NODE(req, parent), name, &n);
 	if (err)
@@ -94,12 +106,14 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
+	COUNT(req, HC_REQ_OTHER);
 	hc_ns_forget(FS(req), NODE(req, ino), nlookup);
 	fuse_reply_none(req);
 }
 
 static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
 {
+	COUNT(req, HC_REQ_OTHER);
 	for (size_t i = 0; i < count; i++)
 		hc_ns_forget(FS(req), NODE(req, forgets[i].ino), forgets[i].nlookup);
 	fuse_reply_none(req);
@@ -107,6 +121,7 @@ static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	COUNT(req, HC_REQ_GETATTR);
 	struct stat st;
 	int err = hc_ns_getattr(FS(req), NODE(req, ino), &st);
 	if (err)
@@ -128,6 +143,7 @@ static int node_fd(struct hc_fs *fs, struct hc_node *n)
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		       struct fuse_file_info *fi)
 {
+	COUNT(req, HC_REQ_OTHER);
 	struct hc_fs *fs = FS(req);
 	struct hc_node *n = NODE(req, ino);
 	int fd = node_fd(fs, n);
@@ -177,6 +193,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
+	COUNT(req, HC_REQ_OTHER);
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	struct hc_node *n;
 	int err = hc_ns_mkdir(FS(req), NODE(req, parent), name, mode & ~ctx->umask, ctx->uid,
@@ -190,32 +207,38 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		     dev_t rdev)
 {
+	COUNT(req, HC_REQ_OTHER);
 	fuse_reply_err(req, EPERM);	/* volumes are regular files, made by create */
 }
 
 static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
 {
+	COUNT(req, HC_REQ_OTHER);
 	fuse_reply_err(req, EPERM);
 }
 
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
+	COUNT(req, HC_REQ_OTHER);
 	fuse_reply_err(req, EPERM);
 }
 
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+	COUNT(req, HC_REQ_OTHER);
 	fuse_reply_err(req, -hc_ns_rmdir(FS(req), NODE(req, parent), name));
 }
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+	COUNT(req, HC_REQ_OTHER);
 	fuse_reply_err(req, -hc_ns_unlink(FS(req), NODE(req, parent), name));
 }
 
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
 		      const char *newname, unsigned int flags)
 {
+	COUNT(req, HC_REQ_OTHER);
 	fuse_reply_err(req, -hc_ns_rename(FS(req), NODE(req, parent), name,
 					  NODE(req, newparent), newname, flags));
 }
@@ -230,6 +253,7 @@ static void set_open_flags(struct hc_volume *v, struct fuse_file_info *fi)
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		      struct fuse_file_info *fi)
 {
+	COUNT(req, HC_REQ_OTHER);
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	struct hc_volume *v;
 	if (!S_ISREG(mode)) {
@@ -260,6 +284,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	COUNT(req, HC_REQ_OTHER);
 	struct hc_volume *v = VOL(req, ino);
 	if (!v) {
 		fuse_reply_err(req, EISDIR);
@@ -291,6 +316,7 @@ static void read_reply(struct hc_rreq *r)
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
+	COUNT(req, HC_REQ_READ);
 	struct hc_volume *v = VOL(req, ino);
 	if (!v) {
 		fuse_reply_err(req, EISDIR);
@@ -318,6 +344,7 @@ static void write_reply(struct hc_wreq *w, int err)
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
 		     struct fuse_file_info *fi)
 {
+	COUNT(req, HC_REQ_WRITE);
 	struct hc_volume *v = VOL(req, ino);
 	if (!v) {
 		fuse_reply_err(req, EISDIR);
@@ -341,11 +368,13 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	COUNT(req, HC_REQ_OTHER);
 	fuse_reply_err(req, 0);	/* durability is fsync's job (write-back cache) */
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	COUNT(req, HC_REQ_OTHER);
 	struct hc_volume *v = VOL(req, ino);
 	if (v)
 		hc_ns_release(FS(req), v);
@@ -354,12 +383,14 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
+	COUNT(req, HC_REQ_FSYNC);
 	struct hc_volume *v = VOL(req, ino);
 	fuse_reply_err(req, v ? -hc_vol_fsync(FS(req), v, datasync) : EISDIR);
 }
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	COUNT(req, HC_REQ_OTHER);
 	if (NODE(req, ino)->type == HC_NODE_VOLUME)
 		fuse_reply_err(req, ENOTDIR);
 	else
@@ -386,6 +417,7 @@ static int fill_dir(void *ctx, const char *name, const struct stat *st, uint64_t
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi)
 {
+	COUNT(req, HC_REQ_OTHER);
 	struct dirbuf b = { req, malloc(size), size, 0 };
 	if (!b.buf) {
 		fuse_reply_err(req, ENOMEM);
@@ -401,17 +433,20 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	COUNT(req, HC_REQ_OTHER);
 	fuse_reply_err(req, 0);
 }
 
 static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
+	COUNT(req, HC_REQ_OTHER);
 	int fd = node_fd(FS(req), NODE(req, ino));
 	fuse_reply_err(req, fsync(fd) < 0 ? errno : 0);
 }
 
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
+	COUNT(req, HC_REQ_OTHER);
 	struct statvfs st;
 	int err = hc_ns_statfs(FS(req), &st);
 	if (err)
@@ -423,6 +458,7 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
 			 struct fuse_file_info *fi)
 {
+	COUNT(req, HC_REQ_FALLOCATE);
 	struct hc_volume *v = VOL(req, ino);
 	if (!v) {
 		fuse_reply_err(req, EISDIR);
@@ -439,6 +475,7 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 			       struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
 			       struct fuse_file_info *fi_out, size_t len, int flags)
 {
+	COUNT(req, HC_REQ_COPY_FILE_RANGE);
 	struct hc_volume *src = VOL(req, ino_in), *dst = VOL(req, ino_out);
 	if (!src || !dst) {
 		fuse_reply_err(req, EISDIR);
@@ -459,6 +496,7 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 		     struct fuse_file_info *fi)
 {
+	COUNT(req, HC_REQ_OTHER);
 	struct hc_volume *v = VOL(req, ino);
 	if (!v || (whence != SEEK_DATA && whence != SEEK_HOLE)) {
 		fuse_reply_err(req, EINVAL);
@@ -483,6 +521,7 @@ static void reply_xattr_value(fuse_req_t req, const char *val, size_t len, size_
 
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
+	COUNT(req, HC_REQ_GETXATTR);
 	struct hc_node *n = NODE(req, ino);
 	if (!strcmp(name, STATS_XATTR) && n->type != HC_NODE_VOLUME) {
 		char buf[65536];
@@ -505,6 +544,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
+	COUNT(req, HC_REQ_OTHER);
 	struct hc_node *n = NODE(req, ino);
 	const char *name = n->type == HC_NODE_VOLUME ? KIND_XATTR : STATS_XATTR;
 	reply_xattr_value(req, name, strlen(name) + 1, size);
@@ -513,6 +553,7 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 			size_t size, int flags)
 {
+	COUNT(req, HC_REQ_OTHER);
 	struct hc_volume *v = VOL(req, ino);
 	if (!v || strcmp(name, KIND_XATTR)) {
 		fuse_reply_err(req, ENOTSUP);
@@ -530,6 +571,7 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 
 static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
+	COUNT(req, HC_REQ_OTHER);
 	fuse_reply_err(req, ENOTSUP);
 }
 

@@ -108,10 +108,16 @@ struct hc_odefrag;
 struct hc_rreq;
 struct hc_wreq;
 
+/* FUSE requests served, by kind (fs_ops.c counts, ctl status reports). */
+enum { HC_REQ_READ, HC_REQ_WRITE, HC_REQ_COPY_FILE_RANGE, HC_REQ_GETXATTR, HC_REQ_GETATTR,
+       HC_REQ_LOOKUP, HC_REQ_FSYNC, HC_REQ_FALLOCATE, HC_REQ_OTHER, HC_REQ_NKINDS };
+extern const char *const hc_req_kind_names[HC_REQ_NKINDS];
+
 /* Where write-back looks for identical blocks to share (-o dedup=). */
 enum { HC_DEDUP_DOMAIN, HC_DEDUP_OFF, HC_DEDUP_ALL };
 
 struct hc_fs {
+	uint64_t nreq[HC_REQ_NKINDS];	/* atomics: FUSE requests served */
 	struct hc_backing *b;
 	struct hc_cache *cache;
 	struct hc_ioeng *eng;

@@ -550,6 +550,15 @@ static int show_status(struct ctx *c, struct json_object *r)
 	trow(&t, "domains", u64s(ju(r, "domains")));
 	trow(&t, "volumes", u64s(ju(r, "volumes")));
 	trow(&t, "agents", u64s(ju(r, "agents")));
+	struct json_object *rq = jget(r, "fuse_requests");
+	if (rq)
+		trow(&t, "FUSE requests",
+		     fmt("%" PRIu64 " (read %" PRIu64 ", write %" PRIu64 ", copy_file_range %" PRIu64
+			 ", getxattr %" PRIu64 ", other %" PRIu64 ")",
+			 ju(rq, "total"), ju(rq, "read"), ju(rq, "write"), ju(rq, "copy_file_range"),
+			 ju(rq, "getxattr"),
+			 ju(rq, "total") - ju(rq, "read") - ju(rq, "write") -
+				 ju(rq, "copy_file_range") - ju(rq, "getxattr")));
 	tprint(&t);
 	return 0;
 }

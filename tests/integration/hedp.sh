@@ -25,6 +25,8 @@ SIZES=(--pages 4096 --guest-pages 2048 --host-pages 1024 --accesses 20000
 	--pattern zipf --zipf-theta 0.8 --seed 7)
 
 dstats() { "$HC_TOOLS/hectl" -m "$MNT" --json stats vm1 | jq -c '.domains[0]'; }
+# the daemon's FUSE request counters (hectl status)
+reqs() { "$HC_TOOLS/hectl" -m "$MNT" --json status | jq -c '.fuse_requests'; }
 # jqn JSON EXPR: one number (or value) out of a JSON text
 jqn() { jq -r "$2" <<<"$1"; }
 
@@ -32,15 +34,20 @@ jqn() { jq -r "$2" <<<"$1"; }
 # (hectl, read around the run) in $DH $DM $DA $DRB, checks what holds in
 # every mode
 run() {
-	local mode=$1 s0 s1
+	local mode=$1 s0 s1 q0 q1
 	s0=$(dstats) || hc_fail "hectl stats vm1 failed"
+	q0=$(reqs) || hc_fail "hectl status failed"
 	R=$("$HEDP" --dir "$DOM" --mode "$mode" "${SIZES[@]}" --check-end --json \
 		--csv "$HC_SCRATCH/hedp.csv" --label "$mode") || hc_fail "hedp $mode failed: $R"
+	q1=$(reqs) || hc_fail "hectl status failed"
 	s1=$(dstats) || hc_fail "hectl stats vm1 failed"
 	hc_info "$mode: $R"
 	d() { echo $(($(jqn "$s1" ".$1") - $(jqn "$s0" ".$1"))); }
 	DH=$(d hits) DM=$(d misses) DA=$(d admissions) DRB=$(d read_bytes)
 	DDUP=$(d dedup_blocks) DREF=$(d ref_blocks) DWB=$(d writebacks) DWR=$(d written_bytes)
+	q() { echo $(($(jqn "$q1" ".$1") - $(jqn "$q0" ".$1"))); }
+	QR=$(q read) QW=$(q write) QC=$(q copy_file_range) QX=$(q getxattr)
+	hc_info "$mode: FUSE requests: read $QR write $QW copy_file_range $QC getxattr $QX"
 	hc_info "$mode: daemon hits $DH misses $DM admissions $DA read_bytes $DRB" \
 		"writebacks $DWB written_bytes $DWR dedup_blocks $DDUP ref_blocks $DREF"
 	[ "$(jqn "$R" .verified)" = true ] || hc_fail "$mode: verification not reported"
@@ -56,6 +63,11 @@ run() {
 	# what hedp read and wrote (4 KiB blocks), --check-end's reads included
 	TR=$(jqn "$R" '.gswap.reads + .hswap.reads + .check_reads')
 	TW=$(jqn "$R" '.gswap.writes + .hswap.writes')
+	# one FUSE request per block hedp read, wrote or copied (4 KiB calls)
+	[ "$QR" = "$TR" ] || hc_fail "$mode: the daemon served $QR read requests, hedp read $TR blocks"
+	[ "$QW" = "$TW" ] || hc_fail "$mode: the daemon served $QW write requests, hedp wrote $TW blocks"
+	[ "$QC" = "$(jqn "$R" .cfr.calls)" ] ||
+		hc_fail "$mode: the daemon served $QC copy_file_range requests, hedp made $(jqn "$R" .cfr.calls) calls"
 	[ "$(jqn "$R" '.gswap.read_bytes + .hswap.read_bytes')" = \
 		$(($(jqn "$R" '.gswap.reads + .hswap.reads') * 4096)) ] ||
 		hc_fail "$mode: hedp's read bytes are not 4 KiB per read"
