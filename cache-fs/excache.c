@@ -645,7 +645,7 @@ static int read_block(struct hc_cache *c, struct hc_cvol *v, uint64_t blk, void 
 	struct iovec iov = { buf, HC_BLOCK_SIZE };
 	struct hc_io io = {
 		.op = HC_IO_READ, .fd = v->fd, .off = blk * HC_BLOCK_SIZE,
-		.iov = &iov, .iovcnt = 1,
+		.iov = &iov, .iovcnt = 1, .may_inline = 1,
 	};
 	ssize_t r = hc_ioeng_run(c->eng, &io);
 	if (r < 0)

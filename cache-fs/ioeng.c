@@ -100,7 +100,8 @@ int hc_ioeng_submit(struct hc_ioeng *e, struct hc_io *io)
 	 * runs inline at a time.
 	 */
 	if (io->op == HC_IO_READ &&
-	    __atomic_fetch_add(&e->reads, 1, __ATOMIC_ACQ_REL) == 0 && e->inline_idle) {
+	    __atomic_fetch_add(&e->reads, 1, __ATOMIC_ACQ_REL) == 0 && e->inline_idle &&
+	    io->may_inline) {
 		__atomic_fetch_add(&e->inlined, 1, __ATOMIC_RELAXED);
 		return hc_ioeng_sync_ops.submit(e, io);
 	}

@@ -8,7 +8,9 @@
  *
  * Inline when idle: an asynchronous engine runs a read in the submitting
  * thread (preadv, done() before submit returns, as the sync engine) when no
- * other read of the engine is in flight (write-backs may be).  At queue depth 1 the hand-over to
+ * other read of the engine is in flight (write-backs may be) and the caller
+ * set may_inline: the last (or only) read it issues for what it waits on, so
+ * that the other reads of a request are not held back behind an inline one.  At queue depth 1 the hand-over to
  * the completion thread is an extra wake-up on the way of every miss (4 KiB
  * O_DIRECT random reads through the mount at depth 1: 9.3k-10.2k/s with
  * io_uring, 13.5k/s inline); as soon as a second read is in flight the
@@ -57,6 +59,7 @@ struct hc_io {
 	void (*done)(struct hc_io *io);
 	void *priv;
 	uint32_t saved;		/* write-back hook: blocks it did not need to write */
+	uint8_t may_inline;	/* a read the caller waits for alone: may run inline */
 	size_t done_bytes;	/* engine-private: progress of a short write */
 	void *eng_priv;		/* engine-private */
 };

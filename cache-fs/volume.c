@@ -241,6 +241,11 @@ int hc_vol_read(struct hc_fs *fs, struct hc_volume *v, uint64_t off, size_t size
 			e++;
 		struct hc_io *io = &r->io[nio++];
 		io->op = HC_IO_READ;
+		/* Only the last run may run inline (ioeng.h): the others go first. */
+		unsigned last = e;
+		while (last < n && !r->miss[last])
+			last++;
+		io->may_inline = last == n;
 		io->fd = v->cv.fd;
 		io->off = (blk0 + k) * HC_BLOCK_SIZE;
 		io->iov = &r->riov[k];

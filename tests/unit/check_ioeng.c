@@ -9,9 +9,10 @@
  * error (never as success), and 1000 asynchronous I/Os from four threads on
  * an engine of depth 4: every done() runs exactly once, the depth bound
  * holds and every byte lands where it should.  "Inline when idle": a lone
- * read on an asynchronous engine completes in the submitting thread before
- * submit returns, not when switched off, and not while another read is in
- * flight (io_uring: a read from an empty pipe).
+ * read marked may_inline on an asynchronous engine completes in the
+ * submitting thread before submit returns; one not marked, one on an engine
+ * switched off, and one while another read is in flight (io_uring: a read
+ * from an empty pipe) do not.
  */
 #include "config.h"
 
@@ -513,6 +514,7 @@ static void prep_read(struct hc_io *io, int fd, struct iovec *iov, struct seen *
 	io->fd = fd;
 	io->iov = iov;
 	io->iovcnt = 1;
+	io->may_inline = 1;
 	io->done = seen_done;
 	io->priv = w;
 }
@@ -549,6 +551,17 @@ START_TEST(test_io_inline_when_idle)
 	wait_ran(&w);
 	ck_assert_int_eq(io.res, HC_BLOCK_SIZE);
 	ck_assert_int_eq(t_pattern_check(b, HC_BLOCK_SIZE, 9, 0), -1);
+
+	/* Not marked may_inline (more reads of the caller to come): async. */
+	prep_read(&io, fd, &iov, &w);
+	io.may_inline = 0;
+	ck_assert_int_eq(hc_ioeng_submit(e, &io), 0);
+	wait_ran(&w);
+	ck_assert_int_eq(io.res, HC_BLOCK_SIZE);
+	if (!is_sync) {
+		ck_assert(!pthread_equal(w.thread, pthread_self()));
+		ck_assert_uint_eq(hc_ioeng_inlined(e), 1);
+	}
 
 	/* Switched off: the completion thread sends it. */
 	hc_ioeng_set_inline(e, 0);
