@@ -35,11 +35,6 @@ static struct hc_fs *FS(fuse_req_t req)
 	return d->fs;
 }
 
-const char *const hc_req_kind_names[HC_REQ_NKINDS] = {
-	"read", "write", "copy_file_range", "getxattr", "getattr", "lookup", "fsync",
-	"fallocate", "other",
-};
-
 /* Counts one request of kind k (requests answered by libfuse itself are not). */
 static void COUNT(fuse_req_t req, int k)
 {

@@ -29,6 +29,11 @@
 #include "util.h"
 #include "volume.h"
 
+const char *const hc_req_kind_names[HC_REQ_NKINDS] = {
+	"read", "write", "copy_file_range", "getxattr", "getattr", "lookup", "fsync",
+	"fallocate", "other",
+};
+
 #define NRREQ 64
 #define NWREQ 64
 
