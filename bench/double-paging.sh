@@ -97,7 +97,8 @@
 # (uniform), BENCH_DP_SEED (1), BENCH_SEQ_PASSES (16), BENCH_PTLL_DIRECT
 # (auto|0|1), BENCH_HC_IO (uring|aio|sync, daemon default), BENCH_HEDP_TIMEOUT
 # (300 s), BENCH_DIR (/var/tmp), BENCH_OUT (bench/out: double-paging.txt,
-# .csv, double-paging-raw/).  Exit status 0 when every measured goal is met,
+# .csv, .png when gnuplot is installed: accesses/s per configuration and the
+# storage blocks of each hecache-fs mode; double-paging-raw/).  Exit status 0 when every measured goal is met,
 # 1 when one is missed or a step failed.
 set -uo pipefail
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -666,12 +667,58 @@ print_table() {
 	fi
 	printf '  reference / plain accesses/s per round: %s\n' "$(paste -d' ' <(col hc-ref accesses_per_s) \
 		<(col hc-plain accesses_per_s) | awk 'NF == 2 { printf "%.3f ", $1 / $2 }')"
+	printf '  plain hecache-fs / passthrough_ll accesses/s per round: %s\n' "$(paste -d' ' \
+		<(col hc-plain accesses_per_s) <(col ptll accesses_per_s) | awk 'NF == 2 { printf "%.3f ", $1 / $2 }')"
 	local n
 	for n in "${NOTES[@]}"; do printf 'note: %s\n' "$n"; done
 }
 print_table >"$S/table"
 cp "$S/table" "$OUT/double-paging.txt"
 cp "$CSV" "$OUT/double-paging.csv"
+
+# The chart (gnuplot, when installed): accesses/s per configuration (median,
+# bars from the slowest to the fastest round) and, on hecache-fs, the blocks
+# that reached storage (reads, writes) per mode.
+rm -f "$OUT/double-paging.png"
+if command -v gnuplot >/dev/null; then
+	: >"$RAW/chart-rate.dat"
+	for k in "${KEYS[@]}"; do
+		[ -n "${DOWN[$k]:-}" ] && continue
+		v=$(col "$k" accesses_per_s | sort -g | tr '\n' ' ')
+		[ -n "$v" ] && printf '"%s"\t%s\t%s\t%s\n' "$k" \
+			"$(med "$k" accesses_per_s)" "$(awk '{ print $1 }' <<<"$v")" \
+			"$(awk '{ print $NF }' <<<"$v")" >>"$RAW/chart-rate.dat"
+	done
+	: >"$RAW/chart-io.dat"
+	for k in hc-plain hc-dedup hc-ref; do
+		[ -n "${DOWN[$k]:-}" ] && continue
+		printf '"%s"\t%s\t%s\n' "${MODE[$k]}" "$(med "$k" read_blocks)" "$(med "$k" written_blocks)" \
+			>>"$RAW/chart-io.dat"
+	done
+	if [ -s "$RAW/chart-rate.dat" ]; then
+		gnuplot >"$RAW/gnuplot.log" 2>&1 <<EOF || b_log "gnuplot failed (see $RAW/gnuplot.log)"
+set terminal pngcairo size 1200,560 noenhanced
+set output "$OUT/double-paging.png"
+set multiplot layout 1,2 title "hedp W=$W G=$G H=$H, $N accesses ($PATTERN), $ROUNDS rounds, $(date -u +%F)"
+set style fill solid 0.7 border -1
+set grid ytics
+set yrange [0:*]
+set boxwidth 0.6
+set title "accesses/s (median; bar: slowest..fastest round)"
+set xtics font ",10"
+unset key
+plot "$RAW/chart-rate.dat" using 0:2:xtic(1) with boxes lc rgb "#3070b0", \
+     "" using 0:2:3:4 with yerrorbars lc rgb "black" pt -1
+set title "hecache-fs: blocks read from / written to storage (run + flush)"
+set style data histograms
+set style histogram clustered gap 1
+set key top right
+plot "$RAW/chart-io.dat" using 2:xtic(1) title "read" lc rgb "#3070b0", \
+     "" using 3 title "written" lc rgb "#c05030"
+unset multiplot
+EOF
+	fi
+fi
 cat "$S/table"
-printf '\ntotal %s s; files: %s/double-paging.{txt,csv}, %s\n' "$(($(date +%s) - T_START))" "$OUT" "$RAW"
+printf '\ntotal %s s; files: %s/double-paging.{txt,csv%s}, %s\n' "$(($(date +%s) - T_START))" "$OUT" "$([ -f "$OUT/double-paging.png" ] && echo ,png)" "$RAW"
 ! grep -q ' MISS$' "$S/table"
