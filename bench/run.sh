@@ -21,7 +21,8 @@ SWAP_CACHE=${BENCH_SWAP_CACHE:-256M}
 HOG=${BENCH_HOG:-256M}
 HOG_PASSES=${BENCH_HOG_PASSES:-3}
 CG_LIMIT=${BENCH_CGROUP_LIMIT:-64M}
-SWAP_RUNS=${BENCH_SWAP_RUNS:-3}
+SWAP_RUNS=${BENCH_SWAP_RUNS:-5}
+SWAP_FLOOR=${BENCH_SWAP_FLOOR:-1}
 HOG_TIMEOUT=${BENCH_HOG_TIMEOUT:-300}
 read -r -a PEERS <<<"${BENCH_PEERS:-plain passthrough_ll hecache-fs}"
 read -r -a PHASES <<<"${BENCH_PHASES:-fio swap}"
@@ -37,6 +38,7 @@ ALL_PEERS=(plain passthrough_ll hecache-fs)
 [ "$(id -u)" = 0 ] || b_die "run as root: sudo bench/run.sh"
 [[ "$RUNTIME" =~ ^[1-9][0-9]*$ ]] || b_die "BENCH_RUNTIME must be a number of seconds"
 [[ "$SWAP_RUNS" =~ ^[1-9][0-9]*$ ]] || b_die "BENCH_SWAP_RUNS must be a positive number"
+[[ "$SWAP_FLOOR" =~ ^[01]$ ]] || b_die "BENCH_SWAP_FLOOR must be 0 or 1"
 [[ "$HOG_PASSES" =~ ^[1-9][0-9]*$ ]] || b_die "BENCH_HOG_PASSES must be a positive number"
 for v in SIZE SWAP_SIZE SWAP_CACHE HOG CG_LIMIT; do
 	b=$(b_bytes "${!v}") && [ "$b" -ge 1048576 ] ||
@@ -144,7 +146,7 @@ peer_down() { [ -n "${DOWN[$1]:-}" ] || DOWN[$1]=$(oneline "$2"); }
 # check_daemon PEER: did its daemon die under us?
 check_daemon() {
 	local p=$1 st=0
-	[ "$p" = plain ] && return 0
+	[ "$p" = plain ] || [ "$p" = tmpfs ] && return 0
 	[ -n "${DOWN[$p]:-}" ] && return 1
 	if ! b_alive "${PID[$p]}"; then
 		wait "${PID[$p]}" 2>/dev/null || st=$?
@@ -495,8 +497,27 @@ if has_phase swap; then
 				peer_down "$p" "cannot create swap file: $(cat "$RAW/swapfile-$p.err")"
 		fi
 	done
+	# The floor: the same workload on a loop device over a file in tmpfs,
+	# no storage and no FUSE at all (not a peer: a line under the table).
+	FLOOR_PEER=()
+	if [ "$SWAP_FLOOR" = 1 ]; then
+		mkdir -p "$W/tmpfs"
+		if mount -t tmpfs -o "size=$((SWAP_SIZE_B / 1048576 + 64))M" hc-bench-floor "$W/tmpfs" \
+			2>"$RAW/swapfile-tmpfs.err"; then
+			B_MOUNTS+=("$W/tmpfs")
+			SWAPFILE[tmpfs]=$W/tmpfs/swap
+			LOOPDIO[tmpfs]=0
+			if fallocate -l "$SWAP_SIZE_B" "${SWAPFILE[tmpfs]}" 2>"$RAW/swapfile-tmpfs.err"; then
+				FLOOR_PEER=(tmpfs)
+			else
+				NOTES+=("swap floor not measured: fallocate in tmpfs: $(oneline "$(cat "$RAW/swapfile-tmpfs.err")")")
+			fi
+		else
+			NOTES+=("swap floor not measured: mount tmpfs: $(oneline "$(cat "$RAW/swapfile-tmpfs.err")")")
+		fi
+	fi
 	for ((r = 1; r <= SWAP_RUNS; r++)); do
-		for p in "${PEERS[@]}"; do
+		for p in "${PEERS[@]}" "${FLOOR_PEER[@]}"; do
 			[ -n "${DOWN[$p]:-}" ] && continue
 			[ -n "${FAIL["swap.time|$p"]:-}" ] && continue
 			SWAP_ERR="" SWAP_SECS=""
@@ -515,6 +536,16 @@ if has_phase swap; then
 		VAL["swap.time|$p"]=$(b_median ${SWAPRUNS[$p]})
 		rm -f "${SWAPFILE[$p]}"
 	done
+	if [ ${#FLOOR_PEER[@]} -gt 0 ]; then
+		if [ -n "${FAIL["swap.time|tmpfs"]:-}" ]; then
+			NOTES+=("swap floor (tmpfs) failed: ${FAIL["swap.time|tmpfs"]}")
+		elif [ -n "${SWAPRUNS[tmpfs]:-}" ]; then
+			# shellcheck disable=SC2086
+			FLOOR_S=$(b_median ${SWAPRUNS[tmpfs]})
+		fi
+		rm -f "${SWAPFILE[tmpfs]}"
+	fi
+	if b_is_mounted "$W/tmpfs"; then umount "$W/tmpfs" && b_forget B_MOUNTS "$W/tmpfs"; fi
 	[ -n "$OTHER_SWAPS" ] && NOTES+=("other swap areas were active during $OTHER_SWAP_RUNS of the swap runs (ours had priority 32767; equal priorities share): $(tr ' ' '\n' <<<"$OTHER_SWAPS" | sort -u | grep . | tr '\n' ' ')")
 	T_SWAP=$(($(date +%s) - T_SWAP))
 fi
@@ -598,6 +629,13 @@ TABLE=$RAW/table.txt
 		for p in "${PEERS[@]}"; do
 			[ -n "${SWAPRUNS[$p]:-}" ] && echo "swap runs (s), $p: ${SWAPRUNS[$p]}"
 		done
+		if [ -n "${FLOOR_S:-}" ]; then
+			echo "swap floor: the same runs on a loop device over tmpfs (no storage, no FUSE): median $FLOOR_S s (${SWAPRUNS[tmpfs]% })"
+			for p in "${PEERS[@]}"; do
+				[ -n "${VAL["swap.time|$p"]:-}" ] &&
+					printf '  %s / floor: %s\n' "$p" "$(awk -v a="${VAL["swap.time|$p"]}" -v b="$FLOOR_S" 'BEGIN { printf "%.2f", a / b }')"
+			done
+		fi
 	fi
 	for p in "${PEERS[@]}"; do
 		[ -n "${NOTE_DIRECT[$p]:-}" ] && echo "note: $p: ${NOTE_DIRECT[$p]} (known limitation; hence its modes above)"

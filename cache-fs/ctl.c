@@ -40,6 +40,7 @@
 
 #include "ctl.h"
 #include "hecache/ctl.h"
+#include "ioeng.h"
 #include "log.h"
 #include "odefrag.h"
 #include "journal.h"
@@ -242,6 +243,7 @@ static int op_status(struct req *r)
 	add_str(o, "mountpoint", c->info.mountpoint);
 	add_u64(o, "uptime_s", (uint64_t)(time(NULL) - c->started));
 	add_str(o, "io_engine", c->info.io_engine);
+	add_u64(o, "io_inline_reads", hc_ioeng_inlined(fs->eng));
 	json_object_object_add(o, "writethrough", json_object_new_boolean(fs->writethrough));
 	struct hc_cstats t;
 	hc_cache_total(fs->cache, &t);

@@ -540,7 +540,10 @@ static int show_status(struct ctx *c, struct json_object *r)
 	trow(&t, "backing", js(r, "backing"));
 	trow(&t, "mountpoint", js(r, "mountpoint"));
 	trow(&t, "uptime", duration(ju(r, "uptime_s")));
-	trow(&t, "io engine", js(r, "io_engine"));
+	trow(&t, "io engine",
+	     jget(r, "io_inline_reads")
+		     ? fmt("%s (%" PRIu64 " reads run inline)", js(r, "io_engine"), ju(r, "io_inline_reads"))
+		     : js(r, "io_engine"));
 	trow(&t, "write policy",
 	     json_object_get_boolean(jget(r, "writethrough")) ? "write-through" : "write-back");
 	trow(&t, "cache", blocks_text(c, ju(cache, "blocks")));

@@ -139,6 +139,13 @@ hc_info "reference: double-paged $DP, copy_file_range ok $OK, fallbacks $FB"
 	hc_fail "reference: hedp saw emulated copies (extra reads/writes)"
 [ "$DREF" = "$OK" ] || hc_fail "reference: daemon counted $DREF reference blocks for $OK copies"
 
+# --- reads that missed ran inline in the FUSE worker when none other was in flight
+ST=$("$HC_TOOLS/hectl" -m "$MNT" --json status) || hc_fail "hectl status failed"
+hc_info "io engine $(jqn "$ST" .io_engine), reads run inline $(jqn "$ST" .io_inline_reads)"
+if [ "$(jqn "$ST" .io_engine)" != sync ]; then
+	[ "$(jqn "$ST" .io_inline_reads)" -gt 0 ] || hc_fail "no read ran inline (queue depth 1, engine $(jqn "$ST" .io_engine))"
+fi
+
 # --- the CSV: a header and one line per run ---------------------------------------
 [ "$(wc -l <"$HC_SCRATCH/hedp.csv")" = 4 ] || hc_fail "hedp.csv: expected a header and 3 lines"
 head -1 "$HC_SCRATCH/hedp.csv" | grep -q '^label,mode,' || hc_fail "hedp.csv: no header"
