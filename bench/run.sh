@@ -23,6 +23,7 @@ HOG_PASSES=${BENCH_HOG_PASSES:-3}
 CG_LIMIT=${BENCH_CGROUP_LIMIT:-64M}
 SWAP_RUNS=${BENCH_SWAP_RUNS:-5}
 SWAP_FLOOR=${BENCH_SWAP_FLOOR:-1}
+READ_REFILL=${BENCH_READ_REFILL:-1}
 HOG_TIMEOUT=${BENCH_HOG_TIMEOUT:-300}
 read -r -a PEERS <<<"${BENCH_PEERS:-plain passthrough_ll hecache-fs}"
 read -r -a PHASES <<<"${BENCH_PHASES:-fio swap}"
@@ -39,6 +40,7 @@ ALL_PEERS=(plain passthrough_ll hecache-fs)
 [[ "$RUNTIME" =~ ^[1-9][0-9]*$ ]] || b_die "BENCH_RUNTIME must be a number of seconds"
 [[ "$SWAP_RUNS" =~ ^[1-9][0-9]*$ ]] || b_die "BENCH_SWAP_RUNS must be a positive number"
 [[ "$SWAP_FLOOR" =~ ^[01]$ ]] || b_die "BENCH_SWAP_FLOOR must be 0 or 1"
+[[ "$READ_REFILL" =~ ^[01]$ ]] || b_die "BENCH_READ_REFILL must be 0 or 1"
 [[ "$HOG_PASSES" =~ ^[1-9][0-9]*$ ]] || b_die "BENCH_HOG_PASSES must be a positive number"
 for v in SIZE SWAP_SIZE SWAP_CACHE HOG CG_LIMIT; do
 	b=$(b_bytes "${!v}") && [ "$b" -ge 1048576 ] ||
@@ -307,12 +309,35 @@ run_layout() {
 	fi
 }
 
+# refill PEER WL: before a read job, the last quarter of the file is
+# written again (1M, as the layout, fsync), so that every read job starts
+# from the same state whatever the jobs before it did: an exclusive cache
+# gives up every block a read hits, so a read job would otherwise find the
+# cache as the previous jobs left it.
+refill() {
+	local p=$1 wl=$2 rc q=$((SIZE_B / 4 / 1048576 * 1048576))
+	b_run timeout --foreground -k 10 600 fio --name=refill --filename="${DIR[$p]}/fio.dat" \
+		--size="$SIZE_B" --offset=$((SIZE_B - q)) --io_size="$q" --rw=write --bs=1M --iodepth=4 \
+		--ioengine=libaio --direct="${LAYOUT_DIRECT[$p]}" --fallocate=none --end_fsync=1 \
+		--output-format=json --output="$RAW/fio-refill-$wl-$p.json" 2>"$RAW/fio-refill-$wl-$p.err"
+	rc=$?
+	interrupted "$rc"
+	check_daemon "$p" || return 1
+	if [ "$rc" != 0 ]; then
+		fail_rows "$p" "$wl." "refill before the job: $(fio_err "$RAW/fio-refill-$wl-$p.err")"
+		return 1
+	fi
+}
+
 run_fio() {
 	local p=$1 wl=$2 rc
 	if [ -n "${DOWN[$p]:-}" ]; then fail_rows "$p" "$wl." "${DOWN[$p]}"; return; fi
 	[ -n "${DOWN[$p.fio]:-}" ] && return
 	local dir=read json=$RAW/fio-$wl-$p.json err=$RAW/fio-$wl-$p.err
 	[[ ${WL_RW[$wl]} == *write ]] && dir="write"
+	if [ "$dir" = read ] && [ "$READ_REFILL" = 1 ]; then
+		refill "$p" "$wl" || { check_daemon "$p" || fail_rows "$p" "$wl." "${DOWN[$p]}"; return; }
+	fi
 	local direct=${DIRECT[$p]}
 	[ "$dir" = read ] && [ "$p" = passthrough_ll ] && [ "$PTLL_DIRECT_READS" = 1 ] && direct=1
 	JOB_DIRECT["$wl|$p"]=$direct
