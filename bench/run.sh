@@ -313,11 +313,12 @@ run_layout() {
 # written again (1M, as the layout, fsync), so that every read job starts
 # from the same state whatever the jobs before it did: an exclusive cache
 # gives up every block a read hits, so a read job would otherwise find the
-# cache as the previous jobs left it.
+# cache as the previous jobs left it.  (--size is the region from --offset:
+# a region past the end of the file makes fio cut the file's head to holes.)
 refill() {
 	local p=$1 wl=$2 rc q=$((SIZE_B / 4 / 1048576 * 1048576))
 	b_run timeout --foreground -k 10 600 fio --name=refill --filename="${DIR[$p]}/fio.dat" \
-		--size="$SIZE_B" --offset=$((SIZE_B - q)) --io_size="$q" --rw=write --bs=1M --iodepth=4 \
+		--offset=$((SIZE_B - q)) --size="$q" --rw=write --bs=1M --iodepth=4 \
 		--ioengine=libaio --direct="${LAYOUT_DIRECT[$p]}" --fallocate=none --end_fsync=1 \
 		--output-format=json --output="$RAW/fio-refill-$wl-$p.json" 2>"$RAW/fio-refill-$wl-$p.err"
 	rc=$?
