@@ -29,7 +29,11 @@
  * clean list when written.  A writer needing a slot takes a free one, else
  * the oldest clean one, in O(1); it waits only when storage lags behind.
  * Blocks thus leave in the order they were last written (LRU), except that a
- * block cleaned early by fsync joins the clean list at that moment.
+ * block cleaned early by fsync joins the clean list at that moment.  Writers
+ * of several blocks that have to wait for slots take a ticket and get slots
+ * in ticket order (hc_cache_write); a ticket is served once as many tickets
+ * as precede it have finished, so one finished out of order never leaves a
+ * waiter behind.
  * Busy slots (FILL, WB) and dirty slots whose write-back failed are on no
  * LRU list; every dirty slot is also on its volume's dirty list (for fsync).
  *
@@ -103,8 +107,13 @@ struct hc_cache {
 	struct wbio *wbios;
 	struct wbio *wb_free;	/* lock */
 	int last_wb_err;	/* lock */
+	uint64_t wt_next;	/* lock: next ticket of a writer waiting for slots */
+	uint64_t wt_serving;	/* lock: the ticket that may take slots now */
+	pthread_cond_t turn;	/* wt_serving moved */
 	struct hc_cstats total;	/* atomics */
 };
+
+#define NO_TICKET UINT64_MAX
 
 #define STAT_ADD(c, v, f, n)                                                 \
 	do {                                                                 \
@@ -483,6 +492,7 @@ int hc_cache_create(uint64_t bytes, struct hc_ioeng *e, struct hc_cache **out)
 	}
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->cond, NULL);
+	pthread_cond_init(&c->turn, NULL);
 	*out = c;
 	return 0;
 }
@@ -495,6 +505,7 @@ void hc_cache_destroy(struct hc_cache *c)
 		munmap(c->data, c->data_len);
 		pthread_mutex_destroy(&c->lock);
 		pthread_cond_destroy(&c->cond);
+		pthread_cond_destroy(&c->turn);
 	}
 	free(c->wbios);
 	free(c->bucket);
@@ -662,7 +673,7 @@ static int read_block(struct hc_cache *c, struct hc_cvol *v, uint64_t blk, void 
  * Returns 0 or a negative errno.
  */
 static int admit(struct hc_cache *c, struct hc_cvol *v, uint64_t blk, unsigned boff,
-		 const void *src, unsigned blen, struct wbio **pend)
+		 const void *src, unsigned blen, struct wbio **pend, uint64_t *tk)
 {
 	uint32_t i;
 retry:
@@ -677,11 +688,25 @@ retry:
 		make_dirty(c, v, i);
 		return 0;
 	}
+	/* Slots are short and writers wait for them: queue behind them. */
+	if (tk && *tk == NO_TICKET && c->wt_next != c->wt_serving)
+		*tk = c->wt_next++;
+	if (tk && *tk != NO_TICKET && *tk > c->wt_serving) {
+		if (*pend)
+			flush_pending(c, pend);
+		else
+			pthread_cond_wait(&c->turn, &c->lock);
+		goto retry;
+	}
 	int err;
 	i = alloc_slot(c, pend, &err);
 	if (i == NIL) {
 		if (err)
 			return err;
+		if (tk && *tk == NO_TICKET) {
+			*tk = c->wt_next++;	/* the first to wait: served at once */
+			goto retry;
+		}
 		wait_progress(c, pend);
 		goto retry;
 	}
@@ -721,12 +746,23 @@ int hc_cache_write(struct hc_cache *c, struct hc_cvol *v, uint64_t off, const vo
 	struct wbio *pend = NULL;
 	int err = 0;
 	uint64_t admitted = 0;
+	/*
+	 * Writers of several blocks that must wait for slots get them in FIFO
+	 * order (tickets): competing block by block, one of four 1 MiB writers
+	 * at queue depth 4 waited up to twice as long as the others (p99 10 ms
+	 * against 7-8 ms in order).  Single-block writers take no ticket: in
+	 * order, each of them would wait for the wake-up of the one before
+	 * (4 KiB random writes at depth 16: 40k/s against 80k/s); nor do
+	 * write-through writers, which wait for their own I/O.
+	 */
+	uint64_t tk = NO_TICKET;
+	uint64_t *ptk = grp || len <= HC_BLOCK_SIZE - off % HC_BLOCK_SIZE ? NULL : &tk;
 	pthread_mutex_lock(&c->lock);
 	while (len) {
 		uint64_t blk = off / HC_BLOCK_SIZE;
 		unsigned boff = (unsigned)(off % HC_BLOCK_SIZE);
 		unsigned blen = (unsigned)(len < HC_BLOCK_SIZE - boff ? len : HC_BLOCK_SIZE - boff);
-		err = admit(c, v, blk, boff, src, blen, &pend);
+		err = admit(c, v, blk, boff, src, blen, &pend, ptk);
 		if (err)
 			break;
 		admitted++;
@@ -742,6 +778,10 @@ int hc_cache_write(struct hc_cache *c, struct hc_cvol *v, uint64_t off, const vo
 		off += blen;
 		src += blen;
 		len -= blen;
+	}
+	if (tk != NO_TICKET) {
+		c->wt_serving++;
+		pthread_cond_broadcast(&c->turn);
 	}
 	pthread_mutex_unlock(&c->lock);
 	submit_pending(c, pend);
@@ -765,7 +805,7 @@ int hc_cache_write_clean(struct hc_cache *c, struct hc_cvol *v, uint64_t blk, co
 	for (;;) {
 		if (find(c, v->id, blk) != NIL) {
 			/* Another write got there first: an ordinary (dirty) write. */
-			err = admit(c, v, blk, 0, buf, HC_BLOCK_SIZE, &pend);
+			err = admit(c, v, blk, 0, buf, HC_BLOCK_SIZE, &pend, NULL);
 			break;
 		}
 		/* alloc_slot keeps the lock: nobody admits blk in between. */
