@@ -526,6 +526,14 @@ uint64_t hc_cache_max_blocks(const struct hc_cache *c)
 	return c->nslots;
 }
 
+uint64_t hc_cache_ticketed_writers(struct hc_cache *c)
+{
+	pthread_mutex_lock(&c->lock);
+	uint64_t n = c->wt_next - c->wt_serving;
+	pthread_mutex_unlock(&c->lock);
+	return n;
+}
+
 /*
  * Resizing.  The pool stays allocated; shrinking parks slots (taken like a
  * new block takes one: free, else the oldest clean block leaves, else dirty

@@ -92,6 +92,8 @@ void hc_cache_destroy(struct hc_cache *c);
 /* Blocks the cache holds at most now, and at most ever (the pool). */
 uint64_t hc_cache_blocks(const struct hc_cache *c);
 uint64_t hc_cache_max_blocks(const struct hc_cache *c);
+/* Writers of several blocks holding a ticket (waiting for slots, or served). */
+uint64_t hc_cache_ticketed_writers(struct hc_cache *c);
 
 /*
  * Changes how many blocks the cache may hold, between 16 and the pool

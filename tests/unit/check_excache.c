@@ -8,7 +8,9 @@
  * cache and every block reaching the file, partial-block writes merged with
  * the rest of the block read from storage, discard dropping dirty data with
  * no write, hc_cache_zero_range, write-through groups, write-back errors
- * reported by flush without losing data, and a four-thread random stress
+ * reported by flush without losing data, writers of several blocks that
+ * wait for slots served in FIFO order (write-backs held by a wb_submit hook
+ * and released one block at a time), and a four-thread random stress
  * verified byte for byte against a shadow copy.  Counters are checked
  * against what each test did.
  */
@@ -944,6 +946,109 @@ START_TEST(test_stress)
 }
 END_TEST
 
+/* ---- writers of several blocks get slots in FIFO order ----------------- */
+
+/* wb_submit hook: write-backs are held until the test releases them. */
+static pthread_mutex_t held_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct hc_io *held[64];
+static unsigned nheld;
+
+static int held_submit(struct hc_cvol *v, struct hc_io *io)
+{
+	pthread_mutex_lock(&held_lock);
+	ck_assert_uint_lt(nheld, 64);
+	held[nheld++] = io;
+	pthread_mutex_unlock(&held_lock);
+	return 0;
+}
+
+static unsigned held_count(void)
+{
+	pthread_mutex_lock(&held_lock);
+	unsigned n = nheld;
+	pthread_mutex_unlock(&held_lock);
+	return n;
+}
+
+/* Writes the oldest held write-back to the file and completes it. */
+static void release_one(void)
+{
+	for (int i = 0; i < 5000 && !held_count(); i++)
+		usleep(1000);
+	pthread_mutex_lock(&held_lock);
+	ck_assert_uint_gt(nheld, 0);
+	struct hc_io *io = held[0];
+	memmove(held, held + 1, --nheld * sizeof(held[0]));
+	pthread_mutex_unlock(&held_lock);
+	ssize_t r = pwritev(F.rwfd, io->iov, io->iovcnt, (off_t)io->off);
+	io->res = r;
+	io->done(io);
+}
+
+struct fifo_writer {
+	pthread_t th;
+	uint64_t blk;
+	unsigned n;
+	int done;
+};
+
+static void *fifo_main(void *arg)
+{
+	struct fifo_writer *w = arg;
+	cwrite_blocks(w->blk, w->n, 5);
+	__atomic_store_n(&w->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static void wait_tickets(uint64_t n)
+{
+	for (int i = 0; i < 5000 && hc_cache_ticketed_writers(F.c) != n; i++)
+		usleep(1000);
+	ck_assert_uint_eq(hc_cache_ticketed_writers(F.c), n);
+}
+
+START_TEST(test_fifo_slots)
+{
+	cache_open("sync", 16);
+	F.v.wb_submit = held_submit;
+	nheld = 0;
+	/* 16 dirty blocks, none adjacent: every write-back is one block. */
+	for (uint64_t b = 0; b < 16; b++)
+		cwrite_blocks(2 * b, 1, 3);
+	/* A and then B want 4 slots each; none is free until we release. */
+	struct fifo_writer a = { .blk = 100, .n = 4 }, b = { .blk = 200, .n = 4 };
+	ck_assert_int_eq(pthread_create(&a.th, NULL, fifo_main, &a), 0);
+	wait_tickets(1);
+	ck_assert_int_eq(pthread_create(&b.th, NULL, fifo_main, &b), 0);
+	wait_tickets(2);
+	/* Four slots: all A's (without order B would take some of them). */
+	for (int k = 0; k < 4; k++)
+		release_one();
+	for (int i = 0; i < 5000 && !__atomic_load_n(&a.done, __ATOMIC_ACQUIRE); i++)
+		usleep(1000);
+	ck_assert_msg(a.done, "the first writer did not get the first four slots");
+	ck_assert_msg(!b.done, "the second writer finished with the first one's slots");
+	wait_tickets(1);
+	/* Four more: B's.  Then let everything through. */
+	while (!__atomic_load_n(&b.done, __ATOMIC_ACQUIRE))
+		release_one();
+	pthread_join(a.th, NULL);
+	pthread_join(b.th, NULL);
+	wait_tickets(0);
+	F.v.wb_submit = NULL;
+	while (held_count())
+		release_one();
+	ck_assert_int_eq(hc_cache_flush(F.c, &F.v), 0);
+	for (uint64_t k = 0; k < 4; k++) {
+		assert_file_block(100 + k, 5);
+		assert_file_block(200 + k, 5);
+	}
+	for (uint64_t k = 0; k < 16; k++)
+		assert_file_block(2 * k, 3);
+	cache_close();
+}
+END_TEST
+
 START_TEST(test_create_limits)
 {
 	struct hc_ioeng *e;
@@ -1056,6 +1161,11 @@ static Suite *excache_suite(void)
 	t_tcase_fixtures(tc, 30);
 	tcase_add_loop_test(tc, test_flush_error_keeps_data, 0, 2);
 	tcase_add_test(tc, test_full_of_failed_blocks);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("fifo");
+	t_tcase_fixtures(tc, 60);
+	tcase_add_test(tc, test_fifo_slots);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("stress");
