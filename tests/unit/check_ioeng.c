@@ -526,6 +526,19 @@ static void wait_ran(struct seen *w)
 	ck_assert_msg(w->ran, "done() never ran");
 }
 
+/* Submits a prepared read that must complete on the engine's own thread. */
+static void expect_async(struct hc_ioeng *e, struct hc_io *io, struct seen *w, int is_sync,
+			 uint64_t inlined)
+{
+	ck_assert_int_eq(hc_ioeng_submit(e, io), 0);
+	wait_ran(w);
+	ck_assert_int_eq(io->res, HC_BLOCK_SIZE);
+	if (!is_sync) {
+		ck_assert(!pthread_equal(w->thread, pthread_self()));
+		ck_assert_uint_eq(hc_ioeng_inlined(e), inlined);
+	}
+}
+
 START_TEST(test_io_inline_when_idle)
 {
 	struct hc_ioeng *e = make_engine(_i, 8);
@@ -555,24 +568,12 @@ START_TEST(test_io_inline_when_idle)
 	/* Not marked may_inline (more reads of the caller to come): async. */
 	prep_read(&io, fd, &iov, &w);
 	io.may_inline = 0;
-	ck_assert_int_eq(hc_ioeng_submit(e, &io), 0);
-	wait_ran(&w);
-	ck_assert_int_eq(io.res, HC_BLOCK_SIZE);
-	if (!is_sync) {
-		ck_assert(!pthread_equal(w.thread, pthread_self()));
-		ck_assert_uint_eq(hc_ioeng_inlined(e), 1);
-	}
+	expect_async(e, &io, &w, is_sync, 1);
 
 	/* Switched off: the completion thread sends it. */
 	hc_ioeng_set_inline(e, 0);
 	prep_read(&io, fd, &iov, &w);
-	ck_assert_int_eq(hc_ioeng_submit(e, &io), 0);
-	wait_ran(&w);
-	ck_assert_int_eq(io.res, HC_BLOCK_SIZE);
-	if (!is_sync) {
-		ck_assert(!pthread_equal(w.thread, pthread_self()));
-		ck_assert_uint_eq(hc_ioeng_inlined(e), 1);
-	}
+	expect_async(e, &io, &w, is_sync, 1);
 
 	if (!strcmp(engine_names[_i], "uring")) {
 		/* Another read in flight (an empty pipe): asynchronous again. */
@@ -586,10 +587,7 @@ START_TEST(test_io_inline_when_idle)
 		ck_assert_int_eq(hc_ioeng_submit(e, &pio), 0);
 		hc_ioeng_set_inline(e, 1);
 		prep_read(&io, fd, &iov, &w);
-		ck_assert_int_eq(hc_ioeng_submit(e, &io), 0);
-		wait_ran(&w);
-		ck_assert(!pthread_equal(w.thread, pthread_self()));
-		ck_assert_uint_eq(hc_ioeng_inlined(e), 1);
+		expect_async(e, &io, &w, 0, 1);
 		ck_assert(!__atomic_load_n(&pw.ran, __ATOMIC_ACQUIRE));
 		ck_assert_int_eq(write(p[1], "x", 1), 1);
 		wait_ran(&pw);
