@@ -288,46 +288,49 @@ fio_err() { # FILE: the most telling line of fio's stderr
 	oneline "$(sed "s/ on file [^:]*: / /" <<<"${l:-no message}")"
 }
 
-run_layout() {
-	local p=$1 f=${DIR[$1]}/fio.dat rc
-	b_log "$p: laying out $SIZE fio file (1M sequential writes, direct=${LAYOUT_DIRECT[$p]})"
-	b_run timeout --foreground -k 10 600 fio --name=layout --filename="$f" --size="$SIZE_B" \
-		--rw=write --bs=1M --iodepth=4 --ioengine=libaio --direct="${LAYOUT_DIRECT[$p]}" \
-		--fallocate=none --end_fsync=1 --output-format=json --output="$RAW/fio-layout-$p.json" \
-		2>"$RAW/fio-layout-$p.err"
+# seq_write PEER NAME OFFSET SIZE: 1 MiB sequential writes of [OFFSET,
+# OFFSET+SIZE) of the peer's fio file (the layout's mode, fsync at the end),
+# fio output in $RAW/fio-NAME-PEER.*; on failure 1 and the reason in SW_WHY.
+# (--size is the region from --offset: a region past the end of the file
+# makes fio cut the file's head to holes.)
+seq_write() {
+	local p=$1 n=$2 rc
+	b_run timeout --foreground -k 10 600 fio --name="$n" --filename="${DIR[$p]}/fio.dat" \
+		--offset="$3" --size="$4" --rw=write --bs=1M --iodepth=4 --ioengine=libaio \
+		--direct="${LAYOUT_DIRECT[$p]}" --fallocate=none --end_fsync=1 --output-format=json \
+		--output="$RAW/fio-$n-$p.json" 2>"$RAW/fio-$n-$p.err"
 	rc=$?
 	interrupted "$rc"
+	SW_WHY=""
+	check_daemon "$p" || { SW_WHY=${DOWN[$p]}; return 1; }
+	[ "$rc" = 0 ] && return 0
+	if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then SW_WHY="timed out after 600 s"
+	else SW_WHY=$(fio_err "$RAW/fio-$n-$p.err"); fi
+	return 1
+}
+
+run_layout() {
+	local p=$1
+	b_log "$p: laying out $SIZE fio file (1M sequential writes, direct=${LAYOUT_DIRECT[$p]})"
+	seq_write "$p" layout 0 "$SIZE_B" && return 0
 	check_daemon "$p" || return 1
-	if [ "$rc" != 0 ]; then
-		local why
-		if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then why="layout timed out after 600 s"
-		else why="layout: $(fio_err "$RAW/fio-layout-$p.err")"; fi
-		local wl
-		for wl in "${WLS[@]}"; do fail_rows "$p" "$wl." "$why"; done
-		DOWN[$p.fio]=1
-		return 1
-	fi
+	local wl
+	for wl in "${WLS[@]}"; do fail_rows "$p" "$wl." "layout: $SW_WHY"; done
+	DOWN[$p.fio]=1
+	return 1
 }
 
 # refill PEER WL: before a read job, the last quarter of the file is
-# written again (1M, as the layout, fsync), so that every read job starts
-# from the same state whatever the jobs before it did: an exclusive cache
-# gives up every block a read hits, so a read job would otherwise find the
-# cache as the previous jobs left it.  (--size is the region from --offset:
-# a region past the end of the file makes fio cut the file's head to holes.)
+# written again (as the layout), so that every read job starts from the same
+# state whatever the jobs before it did: an exclusive cache gives up every
+# block a read hits, so a read job would otherwise find the cache as the
+# previous jobs left it.
 refill() {
-	local p=$1 wl=$2 rc q=$((SIZE_B / 4 / 1048576 * 1048576))
-	b_run timeout --foreground -k 10 600 fio --name=refill --filename="${DIR[$p]}/fio.dat" \
-		--offset=$((SIZE_B - q)) --size="$q" --rw=write --bs=1M --iodepth=4 \
-		--ioengine=libaio --direct="${LAYOUT_DIRECT[$p]}" --fallocate=none --end_fsync=1 \
-		--output-format=json --output="$RAW/fio-refill-$wl-$p.json" 2>"$RAW/fio-refill-$wl-$p.err"
-	rc=$?
-	interrupted "$rc"
+	local p=$1 wl=$2 q=$((SIZE_B / 4 / 1048576 * 1048576))
+	seq_write "$p" "refill-$wl" $((SIZE_B - q)) "$q" && return 0
 	check_daemon "$p" || return 1
-	if [ "$rc" != 0 ]; then
-		fail_rows "$p" "$wl." "refill before the job: $(fio_err "$RAW/fio-refill-$wl-$p.err")"
-		return 1
-	fi
+	fail_rows "$p" "$wl." "refill before the job: $SW_WHY"
+	return 1
 }
 
 run_fio() {
