@@ -54,9 +54,9 @@
 # write_bytes: data plus journal, checkpoints, page cache of overflow.dat),
 # and the FUSE requests the daemon served during each run (hectl status
 # fuse_requests): reference replaces a read and a write by one
-# copy_file_range, and the kernel sends a getxattr (security.capability)
-# before every copy, so both modes cost the same number of requests and
-# reference can only gain the storage I/O it avoids (goal 2).
+# copy_file_range.  The kernel sends a getxattr (security.capability) before
+# every copy unless hecache-fs was granted FUSE_HANDLE_KILLPRIV_V2 (hectl
+# status), and then both modes cost the same number of requests.
 #
 # Sequential read: after the rounds, the last reference run's gswap (many
 # indirections: its double-paged blocks point into hswap and overflow.dat)
@@ -603,8 +603,8 @@ print_table() {
 		"$(verdict "$rt" 1)"
 	row "  accesses/s plain: hecache-fs / ext4 file" "$a_pl" "$a_ex" "$(ratio "$a_pl" "$a_ex")" "" ""
 	# What bounds goal 2: reference saves storage I/O, not FUSE requests
-	# (hedp's copy_file_range replaces a read and a write, and the kernel
-	# sends a getxattr of security.capability before each copy).
+	# (hedp's copy_file_range replaces a read and a write, and without
+	# killpriv_v2 the kernel sends a getxattr before each copy).
 	local qp qr
 	qp=$(med hc-plain fuse_requests) qr=$(med hc-ref fuse_requests)
 	row "  FUSE requests served: plain / reference, hecache-fs" "$qp" "$qr" "$(ratio "$qp" "$qr")" "" ""

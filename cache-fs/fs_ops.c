@@ -16,9 +16,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
+#include <linux/fuse.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "fs_ops.h"
@@ -143,7 +146,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	struct hc_node *n = NODE(req, ino);
 	int fd = node_fd(fs, n);
 	int err = 0;
-	if (to_set & FUSE_SET_ATTR_MODE && fchmod(fd, attr->st_mode & 07777) < 0)
+	if (to_set & FUSE_SET_ATTR_MODE &&
+	    fchmod(fd, attr->st_mode & (n->type == HC_NODE_VOLUME ? HC_VOL_MODE_MASK : 07777)) < 0)
 		err = -errno;
 	if (!err && (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))) {
 		uid_t uid = to_set & FUSE_SET_ATTR_UID ? attr->st_uid : (uid_t)-1;
@@ -605,3 +609,67 @@ const struct fuse_lowlevel_ops hc_fs_ops = {
 	.setxattr = op_setxattr,
 	.removexattr = op_removexattr,
 };
+
+/*
+ * DOC: FUSE_HANDLE_KILLPRIV_V2
+ *
+ * Before every copy_file_range and fallocate the kernel calls
+ * file_modified(), which asks the file system for security.capability (to
+ * drop it) unless the inode is marked S_NOSEC.  FUSE marks inodes S_NOSEC
+ * only when the server handles privilege killing itself
+ * (FUSE_HANDLE_KILLPRIV_V2 sets SB_NOSEC); otherwise every copy costs a
+ * getxattr round trip as well: two requests where a read and a write cost
+ * two.  libfuse 3.14 cannot ask for that flag, so the session's I/O hooks
+ * below note the flags of the kernel's INIT request and add the flag to
+ * libfuse's INIT reply when the kernel offered it.
+ *
+ * The promise the flag makes (the server clears set-user-ID, set-group-ID
+ * and security.capability on write, truncate and chown) holds because a
+ * volume never has any of them: create and chmod drop the set-id bits
+ * (HC_VOL_MODE_MASK), getattr hides any a home file had from before, and
+ * setxattr accepts only user.hecache.kind.  Directories are not concerned:
+ * the kernel kills privileges on regular files only.
+ */
+static uint64_t init_unique;		/* the INIT request being answered, 0 after */
+static uint32_t init_flags;		/* what the kernel offered in it */
+
+static ssize_t io_read(int fd, void *buf, size_t len, void *userdata)
+{
+	(void)userdata;
+	ssize_t r = read(fd, buf, len);
+	if (r >= (ssize_t)(sizeof(struct fuse_in_header) + offsetof(struct fuse_init_in, flags) +
+			   sizeof(uint32_t))) {
+		const struct fuse_in_header *in = buf;
+		if (in->opcode == FUSE_INIT) {
+			const struct fuse_init_in *ii = (const void *)(in + 1);
+			__atomic_store_n(&init_flags, ii->flags, __ATOMIC_RELAXED);
+			__atomic_store_n(&init_unique, in->unique, __ATOMIC_RELEASE);
+		}
+	}
+	return r;
+}
+
+static ssize_t io_writev(int fd, struct iovec *iov, int count, void *userdata)
+{
+	uint64_t u = __atomic_load_n(&init_unique, __ATOMIC_ACQUIRE);
+	if (u && count >= 2 && iov[0].iov_len >= sizeof(struct fuse_out_header) &&
+	    iov[1].iov_len >= offsetof(struct fuse_init_out, flags) + sizeof(uint32_t)) {
+		const struct fuse_out_header *out = iov[0].iov_base;
+		if (out->unique == u) {
+			struct fuse_init_out *io = iov[1].iov_base;
+			struct hc_daemon *d = userdata;
+			if (out->error == 0 && (init_flags & FUSE_HANDLE_KILLPRIV_V2)) {
+				io->flags |= FUSE_HANDLE_KILLPRIV_V2;
+				__atomic_store_n(&d->fs->killpriv_v2, 1, __ATOMIC_RELAXED);
+			}
+			__atomic_store_n(&init_unique, 0, __ATOMIC_RELAXED);
+		}
+	}
+	return writev(fd, iov, count);
+}
+
+int hc_fs_ops_attach_io(struct fuse_session *se)
+{
+	static const struct fuse_custom_io io = { .read = io_read, .writev = io_writev };
+	return fuse_session_custom_io(se, &io, fuse_session_fd(se));
+}

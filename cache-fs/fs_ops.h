@@ -15,4 +15,11 @@ struct hc_daemon {
 
 extern const struct fuse_lowlevel_ops hc_fs_ops;
 
+/*
+ * Install the session's I/O hooks on a mounted session (see DOC:
+ * FUSE_HANDLE_KILLPRIV_V2 in fs_ops.c); call before the session loop.
+ * Returns 0 or -errno.
+ */
+int hc_fs_ops_attach_io(struct fuse_session *se);
+
 #endif

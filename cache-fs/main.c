@@ -414,6 +414,10 @@ int main(int argc, char *argv[])
 	if (fuse_session_mount(se, o.mountpoint) != 0)
 		goto out_signals;
 	mounted = 1;
+	err = hc_fs_ops_attach_io(se);
+	if (err)
+		hc_log(LOG_WARNING, "FUSE session I/O hooks: %s (each copy_file_range will cost a "
+		       "getxattr too)", strerror(-err));
 	err = hc_backing_write_sb(b, 0);
 	if (err) {
 		hc_log(LOG_ERR, "%s/%s: cannot write the superblock: %s", o.backing, HC_SB_FILE,

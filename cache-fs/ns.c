@@ -503,7 +503,7 @@ int hc_ns_create(struct hc_fs *fs, struct hc_node *parent, const char *name, mod
 		goto out;
 	}
 	int direct;
-	int fd = open_home(d->dirfd, name, O_CREAT | O_EXCL, mode & 07777, &direct);
+	int fd = open_home(d->dirfd, name, O_CREAT | O_EXCL, mode & HC_VOL_MODE_MASK, &direct);
 	if (fd < 0) {
 		err = fd;
 		goto out;
@@ -650,6 +650,7 @@ int hc_ns_getattr(struct hc_fs *fs, struct hc_node *n, struct stat *st)
 			st->st_mtim = st->st_ctim = v->mtime;
 		pthread_mutex_unlock(&v->lock);
 		st->st_blksize = HC_BLOCK_SIZE;
+		st->st_mode &= S_IFMT | HC_VOL_MODE_MASK;
 	}
 	return 0;
 }

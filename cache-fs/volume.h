@@ -113,6 +113,12 @@ enum { HC_REQ_READ, HC_REQ_WRITE, HC_REQ_COPY_FILE_RANGE, HC_REQ_GETXATTR, HC_RE
        HC_REQ_LOOKUP, HC_REQ_FSYNC, HC_REQ_FALLOCATE, HC_REQ_OTHER, HC_REQ_NKINDS };
 extern const char *const hc_req_kind_names[HC_REQ_NKINDS];
 
+/*
+ * Mode bits a volume may have: never set-user-ID or set-group-ID, so the
+ * kernel can leave privilege killing to us (fs_ops.c, FUSE_HANDLE_KILLPRIV_V2).
+ */
+#define HC_VOL_MODE_MASK 01777
+
 /* Where write-back looks for identical blocks to share (-o dedup=). */
 enum { HC_DEDUP_DOMAIN, HC_DEDUP_OFF, HC_DEDUP_ALL };
 
@@ -122,6 +128,7 @@ struct hc_fs {
 	struct hc_cache *cache;
 	struct hc_ioeng *eng;
 	int writethrough;
+	int killpriv_v2;		/* atomic, set at FUSE INIT (fs_ops.c): no getxattr per copy */
 	int mrc_on;			/* each domain has a curve */
 	struct hc_mrc_config mrc_cfg;
 	struct hc_node root;

@@ -562,6 +562,12 @@ static int show_status(struct ctx *c, struct json_object *r)
 			 ju(rq, "getxattr"),
 			 ju(rq, "total") - ju(rq, "read") - ju(rq, "write") -
 				 ju(rq, "copy_file_range") - ju(rq, "getxattr")));
+	struct json_object *kp = jget(r, "fuse_killpriv_v2");
+	if (kp)
+		trow(&t, "privilege killing",
+		     json_object_get_boolean(kp)
+			     ? "by hecache-fs (no getxattr before copy_file_range or fallocate)"
+			     : "by the kernel (a getxattr before each copy_file_range and fallocate)");
 	tprint(&t);
 	return 0;
 }

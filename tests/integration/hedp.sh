@@ -10,6 +10,8 @@
 # behind the cache, read_bytes = 4 KiB per miss.  hedp's guest faults must
 # be the LRU misses hc-mrc predicts for the same stream.  A flipped bit in a
 # block read must end a run with exit 1 naming the page; bad options exit 2.
+# With FUSE_HANDLE_KILLPRIV_V2 granted, copies cost no getxattr and a
+# volume cannot be made set-id.
 
 . "$(dirname "$0")/common.sh"
 
@@ -138,6 +140,22 @@ hc_info "reference: double-paged $DP, copy_file_range ok $OK, fallbacks $FB"
 { [ "$(jqn "$R" .daemon.extra_reads)" = 0 ] && [ "$(jqn "$R" .daemon.extra_writes)" = 0 ]; } ||
 	hc_fail "reference: hedp saw emulated copies (extra reads/writes)"
 [ "$DREF" = "$OK" ] || hc_fail "reference: daemon counted $DREF reference blocks for $OK copies"
+# With FUSE_HANDLE_KILLPRIV_V2 granted the kernel stops asking for
+# security.capability before each copy (fs_ops.c): at most one getxattr
+# per attribute refresh of a volume, not one per copy.
+KP=$("$HC_TOOLS/hectl" -m "$MNT" --json status | jq -r .fuse_killpriv_v2)
+hc_info "reference: killpriv_v2 $KP, getxattr requests $QX for $QC copy_file_range requests"
+if [ "$KP" = true ]; then
+	[ $((QX * 20)) -le "$QC" ] || hc_fail "reference: $QX getxattr requests for $QC copies with killpriv_v2"
+	# the promise the flag makes: a volume never has set-id bits
+	chmod 6755 "$DOM/gswap" || hc_fail "chmod 6755 gswap failed"
+	[ "$(stat -c %a "$DOM/gswap")" = 755 ] ||
+		hc_fail "a volume kept set-id bits ($(stat -c %a "$DOM/gswap")) under killpriv_v2"
+	[ "$(stat -c %a "$BACK/vm1/gswap")" = 755 ] || hc_fail "gswap's home file got set-id bits"
+	chmod 0644 "$DOM/gswap" || hc_fail "chmod 0644 gswap failed"
+else
+	[ "$QX" -ge "$QC" ] || hc_fail "reference: $QX getxattr requests for $QC copies without killpriv_v2"
+fi
 
 # --- reads that missed ran inline in the FUSE worker when none other was in flight
 ST=$("$HC_TOOLS/hectl" -m "$MNT" --json status) || hc_fail "hectl status failed"
