@@ -14,6 +14,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,10 +68,28 @@ uint64_t hc_fs_ino(struct hc_fs *fs, struct hc_node *n)
 	return n == &fs->root ? 1 : (uint64_t)(uintptr_t)n;
 }
 
+/*
+ * DOC: unlinked shared volumes.  A volume whose home blocks other volumes
+ * point at (copy_file_range references, dedup) cannot lose its home file
+ * with its name.  Unlink (and rename over it) therefore renames the home
+ * file to ZOMBIE_PREFIX<vid> in its domain directory and keeps the volume,
+ * off the domain's list, on fs->zombies: references into it still resolve
+ * by volume id, nothing new shares into it (try_share), and once nobody has
+ * it open its own map is cleared.  hc_ns_reap removes the home file when no
+ * entry points into it any more: at once after each unlink, rename and
+ * rmdir (so `rm -rf DOMAIN` works in any order), and every second from the
+ * reconcile timer.  The rename is the only step that must be atomic: after
+ * a crash the hidden file is found at mount and reaped the same way.
+ * Offline tools (hectl fsck, reconcile-defrag --offline) see it as a
+ * volume of that name, which it is.  Its blocks nobody shares stay
+ * allocated until it is reaped.
+ */
+#define ZOMBIE_PREFIX ".hc-unlinked."
+
 static int valid_name(const char *name)
 {
 	return *name && strlen(name) <= NAME_MAX && strcmp(name, ".") && strcmp(name, "..") &&
-	       !strchr(name, '/');
+	       !strchr(name, '/') && strncmp(name, ZOMBIE_PREFIX, strlen(ZOMBIE_PREFIX));
 }
 
 /* Opens a home file, O_DIRECT when the backing file system allows it. */
@@ -133,6 +152,7 @@ static void free_domain(struct hc_domain *d)
 }
 
 static void maybe_free(struct hc_fs *fs, struct hc_node *n);
+static void unlist_volume(struct hc_volume *v);
 
 /* ns_lock held (or the fs being destroyed). */
 static void free_volume(struct hc_fs *fs, struct hc_volume *v)
@@ -206,6 +226,12 @@ static int load_domain(struct hc_fs *fs, const char *name, char *msg, size_t msg
 		int fd = open_home(dirfd, de->d_name, 0, 0, &direct);
 		struct hc_volume *v;
 		err = fd < 0 ? fd : new_volume(fs, d, de->d_name, fd, direct, &v);
+		if (!err && !strncmp(de->d_name, ZOMBIE_PREFIX, strlen(ZOMBIE_PREFIX))) {
+			unlist_volume(v);	/* unlinked while shared: reaped later */
+			v->zombie = 1;
+			v->znext = fs->zombies;
+			fs->zombies = v;
+		}
 		if (err) {
 			if (fd >= 0)
 				close(fd);
@@ -321,6 +347,11 @@ void hc_fs_destroy(struct hc_fs *fs)
 {
 	if (!fs)
 		return;
+	while (fs->zombies) {
+		struct hc_volume *z = fs->zombies;
+		fs->zombies = z->znext;
+		free_volume(fs, z);	/* its home file stays for the next mount */
+	}
 	struct hc_domain *d = fs->domains;
 	while (d) {
 		struct hc_domain *dn = d->next;
@@ -382,11 +413,17 @@ int hc_ns_lookup(struct hc_fs *fs, struct hc_node *parent, const char *name,
 /* Frees a removed domain or an unlinked volume nobody refers to. ns_lock held. */
 static void maybe_free(struct hc_fs *fs, struct hc_node *n)
 {
+	if (n->type == HC_NODE_VOLUME) {
+		struct hc_volume *v = (struct hc_volume *)n;
+		/* Nobody can read it any more: drop what it shares at once. */
+		if (v->unlinked && !v->nopen)
+			hc_rc_clear_map(fs, v);
+	}
 	if (n->nlookup)
 		return;
 	if (n->type == HC_NODE_VOLUME) {
 		struct hc_volume *v = (struct hc_volume *)n;
-		if (v->unlinked && !v->nopen) {
+		if (v->unlinked && !v->nopen && !v->zombie) {
 			struct hc_domain *d = v->dom;
 			free_volume(fs, v);
 			maybe_free(fs, &d->node);	/* the last volume kept it */
@@ -467,12 +504,86 @@ static void unlist_volume(struct hc_volume *v)
 	v->unlinked = 1;
 }
 
+/* Hides the home file of v (being unlinked; ns_lock and v->rlock held). */
+static int zombify(struct hc_fs *fs, struct hc_volume *v)
+{
+	char z[NAME_MAX + 1];
+	snprintf(z, sizeof(z), ZOMBIE_PREFIX "%" PRIu32, v->vid);
+	if (renameat(v->dom->dirfd, v->name, v->dom->dirfd, z) < 0)
+		return -errno;
+	hc_log(LOG_INFO, "%s/%s: unlinked; other volumes share its blocks, so its home file "
+	       "stays as %s until they stop", v->dom->name, v->name, z);
+	snprintf(v->name, sizeof(v->name), "%s", z);
+	v->zombie = 1;
+	v->znext = fs->zombies;
+	fs->zombies = v;
+	return 0;
+}
+
+static void zombie_unlist(struct hc_fs *fs, struct hc_volume *v)
+{
+	struct hc_volume **p = &fs->zombies;
+	while (*p != v)
+		p = &(*p)->znext;
+	*p = v->znext;
+	v->zombie = 0;
+}
+
+/* Undoes zombify (the rename that was to follow it failed). */
+static void unzombify(struct hc_fs *fs, struct hc_volume *v, const char *name)
+{
+	pthread_mutex_lock(&v->rlock);
+	if (renameat(v->dom->dirfd, v->name, v->dom->dirfd, name) == 0) {
+		zombie_unlist(fs, v);
+		snprintf(v->name, sizeof(v->name), "%s", name);
+	} else {
+		hc_log(LOG_ERR, "%s/%s: cannot rename back to %s: %s", v->dom->name, v->name, name,
+		       strerror(errno));
+	}
+	pthread_mutex_unlock(&v->rlock);
+}
+
+/* Removes the zombies nobody has open and nobody shares (ns_lock held). */
+static void reap(struct hc_fs *fs)
+{
+	struct hc_volume *z = fs->zombies;
+	while (z) {
+		struct hc_volume *next = z->znext;
+		if (!z->nopen) {
+			hc_rc_clear_map(fs, z);	/* none while it was open */
+			pthread_mutex_lock(&z->rlock);
+			int gone = !hc_rc_vol_shared(fs, z);
+			if (gone && unlinkat(z->dom->dirfd, z->name, 0) < 0) {
+				hc_log_ratelimited(LOG_ERR, "%s/%s: %s", z->dom->name, z->name,
+						   strerror(errno));
+				gone = 0;
+			}
+			if (gone) {
+				hc_rc_detach(fs, z);
+				zombie_unlist(fs, z);
+			}
+			pthread_mutex_unlock(&z->rlock);
+			if (gone)
+				maybe_free(fs, &z->node);
+		}
+		z = next;
+	}
+}
+
+void hc_ns_reap(struct hc_fs *fs)
+{
+	pthread_mutex_lock(&fs->ns_lock);
+	reap(fs);
+	pthread_mutex_unlock(&fs->ns_lock);
+}
+
 int hc_ns_rmdir(struct hc_fs *fs, struct hc_node *parent, const char *name)
 {
 	if (parent->type != HC_NODE_ROOT)
 		return parent->type == HC_NODE_DOMAIN ? -ENOENT : -ENOTDIR;
 	int err = 0;
 	pthread_mutex_lock(&fs->ns_lock);
+	reap(fs);
 	struct hc_domain *d = hc_ns_find_domain(fs, name);
 	if (!d)
 		err = -ENOENT;
@@ -539,20 +650,17 @@ int hc_ns_unlink(struct hc_fs *fs, struct hc_node *parent, const char *name)
 	}
 	/* Order ns_lock -> rlock: no rlock holder takes ns_lock. */
 	pthread_mutex_lock(&v->rlock);
-	if (hc_rc_vol_shared(fs, v)) {
-		/* Other volumes read its home blocks (doc/reconcile.md). */
-		hc_log(LOG_NOTICE, "%s/%s: not removed: other volumes share its blocks",
-		       d->name, name);
-		err = -EBUSY;
-	} else if (unlinkat(d->dirfd, name, 0) < 0) {
+	if (hc_rc_vol_shared(fs, v))
+		err = zombify(fs, v);	/* other volumes read its home blocks */
+	else if (unlinkat(d->dirfd, name, 0) < 0)
 		err = -errno;
-	} else {
+	else
 		hc_rc_detach(fs, v);	/* no new sharing into it */
-	}
 	pthread_mutex_unlock(&v->rlock);
 	if (!err) {
 		unlist_volume(v);
 		maybe_free(fs, &v->node);
+		reap(fs);	/* its references may have been the last into one */
 	}
 out:
 	pthread_mutex_unlock(&fs->ns_lock);
@@ -600,17 +708,20 @@ int hc_ns_rename(struct hc_fs *fs, struct hc_node *parent, const char *name,
 			goto out;
 		else if (t && (flags & RENAME_NOREPLACE))
 			err = -EEXIST;
+		int tz = 0;	/* t's blocks are shared: t becomes a zombie */
 		if (!err && t) {
 			pthread_mutex_lock(&t->rlock);
 			if (hc_rc_vol_shared(fs, t))
-				err = -EBUSY;	/* the replaced volume's blocks are shared */
+				tz = !(err = zombify(fs, t));
 			else
 				hc_rc_detach(fs, t);
 			pthread_mutex_unlock(&t->rlock);
 		}
 		if (!err && renameat(dom->dirfd, name, dom->dirfd, newname) < 0) {
 			err = -errno;
-			if (t)	/* still there: list it again */
+			if (tz)
+				unzombify(fs, t, newname);	/* still there: as it was */
+			else if (t)
 				hc_rc_attach_again(fs, t);
 		}
 		if (err)
@@ -618,6 +729,7 @@ int hc_ns_rename(struct hc_fs *fs, struct hc_node *parent, const char *name,
 		if (t) {
 			unlist_volume(t);
 			maybe_free(fs, &t->node);
+			reap(fs);
 		}
 		snprintf(v->name, sizeof(v->name), "%s", newname);
 		fsync(dom->dirfd);

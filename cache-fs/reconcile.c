@@ -351,11 +351,11 @@ int hc_rc_vol_shared(struct hc_fs *fs, struct hc_volume *v)
 	return home_shared_in(fs, v, 0, UINT64_MAX);
 }
 
-void hc_rc_forget_volume(struct hc_fs *fs, struct hc_volume *v)
+void hc_rc_clear_map(struct hc_fs *fs, struct hc_volume *v)
 {
 	if (!v->map)
 		return;
-	hc_rc_detach(fs, v);
+	pthread_mutex_lock(&v->rlock);
 	pthread_rwlock_wrlock(&v->maplock);
 	if (hc_imap_count(v->map)) {
 		int err = hc_journal_map_clear(fs->j, v->map, 0, UINT64_MAX, NULL);
@@ -364,6 +364,15 @@ void hc_rc_forget_volume(struct hc_fs *fs, struct hc_volume *v)
 			       strerror(-err));
 	}
 	pthread_rwlock_unlock(&v->maplock);
+	pthread_mutex_unlock(&v->rlock);
+}
+
+void hc_rc_forget_volume(struct hc_fs *fs, struct hc_volume *v)
+{
+	if (!v->map)
+		return;
+	hc_rc_detach(fs, v);
+	hc_rc_clear_map(fs, v);
 	v->map = NULL;
 	pthread_mutex_destroy(&v->rlock);
 	pthread_mutex_destroy(&v->ifl_lock);
@@ -444,6 +453,7 @@ static void *timer_main(void *arg)
 			break;
 		pthread_mutex_unlock(&fs->timer_lock);
 		/* Records point at durable data only (see the DOC above). */
+		hc_ns_reap(fs);
 		int err = hc_journal_commit(fs->j);
 		if (err)
 			hc_log_ratelimited(LOG_ERR, "metadata commit failed: %s", strerror(-err));
@@ -725,7 +735,7 @@ static int try_share(struct hc_fs *fs, struct hc_volume *v, uint64_t b, uint64_t
 			return 0;
 	}
 	int res = 0;
-	if (x->noshare || (x->dom != v->dom && fs->dedup != HC_DEDUP_ALL))
+	if (x->noshare || x->zombie || (x->dom != v->dom && fs->dedup != HC_DEDUP_ALL))
 		goto out;	/* I2: no sharing across domains unless configured */
 	/* Only whole blocks inside the candidate's size, not being written. */
 	if ((p.block + 1) * HC_BLOCK_SIZE > hc_vol_size(x) || hc_rc_in_flight(x, p.block))

@@ -70,6 +70,8 @@ struct hc_volume {
 	int direct;			/* cv.fd opened with O_DIRECT */
 	int nopen;			/* ns_lock */
 	int unlinked;			/* ns_lock */
+	int zombie;			/* ns_lock and rlock: unlinked, home kept while shared */
+	struct hc_volume *znext;	/* ns_lock: fs->zombies */
 	pthread_rwlock_t iolock;
 	pthread_mutex_t lock;
 	uint64_t size;			/* lock: logical size in bytes */
@@ -134,6 +136,7 @@ struct hc_fs {
 	struct hc_node root;
 	pthread_mutex_t ns_lock;
 	struct hc_domain *domains;	/* ns_lock */
+	struct hc_volume *zombies;	/* ns_lock: unlinked volumes others share (ns.c) */
 	struct hc_buf_pool *bufs;
 	pthread_mutex_t space_lock;
 	uint64_t space_checked_ns;	/* space_lock */
@@ -252,6 +255,12 @@ int hc_ns_getattr(struct hc_fs *fs, struct hc_node *n, struct stat *st);
 /* Open count, for the life of unlinked volumes. */
 void hc_ns_open(struct hc_fs *fs, struct hc_volume *v);
 void hc_ns_release(struct hc_fs *fs, struct hc_volume *v);
+/*
+ * Removes the home files of unlinked volumes whose blocks nobody shares any
+ * more (see DOC: unlinked shared volumes in ns.c); the reconcile timer calls
+ * it every second.
+ */
+void hc_ns_reap(struct hc_fs *fs);
 int hc_ns_statfs(struct hc_fs *fs, struct statvfs *st);
 /* Text of the counters (doc/hecache-fs.8): all domains + total, or one. */
 int hc_ns_stats_text(struct hc_fs *fs, struct hc_domain *only, char *buf, size_t len);
@@ -378,6 +387,8 @@ int hc_rc_in_flight(struct hc_volume *v, uint64_t blk);
 int hc_rc_vol_shared(struct hc_fs *fs, struct hc_volume *v);
 /* Volume v is going away for good: its map is cleared. */
 void hc_rc_forget_volume(struct hc_fs *fs, struct hc_volume *v);
+/* Clears v's map (journalled), dropping its references; v stays usable. */
+void hc_rc_clear_map(struct hc_fs *fs, struct hc_volume *v);
 /* SEEK_DATA / SEEK_HOLE over home holes and map entries; off < size. */
 int64_t hc_rc_seek(struct hc_volume *v, int64_t off, int whence, uint64_t size);
 /* 1 when block blk of v has a map entry. */

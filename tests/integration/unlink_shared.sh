@@ -1,0 +1,113 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# Unlinking a volume whose blocks other volumes share (copy_file_range
+# references): the name goes at once, the home file stays hidden
+# (.hc-unlinked.VID) while the references need it, and goes when they do
+# (ns.c, DOC: unlinked shared volumes).  Checks: the copy reads the same
+# after its source is removed, also after SIGKILL and a remount; the name
+# can be used again; the reserved prefix is refused; an open descriptor of
+# the removed source still reads it; removing the copy removes the hidden
+# file; a rename over a shared volume keeps its blocks the same way; `rm -rf`
+# of a domain works whatever the order of its volumes; hectl fsck is clean
+# at the end.
+
+. "$(dirname "$0")/common.sh"
+
+BACK=$HC_SCRATCH/backing
+MNT=$HC_SCRATCH/mnt
+HECTL=$HC_TOP_BUILDDIR/tools/hectl
+MiB=$((1024 * 1024))
+cfr() {	# SRC DST LEN
+	python3 "$HC_INTEGRATION_DIR/cfr.py" "$1" "$2" "0 0 $3" || hc_fail "copy_file_range $1 $2 failed"
+}
+hidden() { find "$BACK/$1" -maxdepth 1 -name '.hc-unlinked.*' | wc -l; }
+# wait_hidden DOMAIN N: the reaper runs every second; give it 10
+wait_hidden() {
+	local i
+	for i in $(seq 100); do
+		[ "$(hidden "$1")" = "$2" ] && return 0
+		sleep 0.1
+	done
+	hc_fail "$1: $(hidden "$1") hidden home files, expected $2"
+}
+
+head -c $((8 * MiB)) /dev/urandom >"$HC_SCRATCH/ref"
+head -c $((8 * MiB)) /dev/urandom >"$HC_SCRATCH/ref2"
+hc_mount "$BACK" "$MNT" -o cache=16M
+mkdir "$MNT/vm" || hc_fail "mkdir failed"
+dd if="$HC_SCRATCH/ref" of="$MNT/vm/src" bs=1M oflag=direct conv=fsync status=none ||
+	hc_fail "writing vm/src failed"
+cfr "$MNT/vm/src" "$MNT/vm/dst" $((8 * MiB))
+
+# --- the source goes while the copy shares its blocks --------------------------
+rm "$MNT/vm/src" || hc_fail "removing vm/src (its blocks shared by vm/dst) failed"
+[ "$(ls -A "$MNT/vm")" = dst ] || hc_fail "vm lists: $(ls -A "$MNT/vm" | tr '\n' ' ')"
+[ "$(hidden vm)" = 1 ] || hc_fail "vm/src's home file is not kept hidden: $(ls -A "$BACK/vm")"
+Z=$(basename "$(find "$BACK/vm" -maxdepth 1 -name '.hc-unlinked.*')")
+hc_info "vm/src removed; its home file is kept as $Z"
+[ -e "$MNT/vm/$Z" ] && hc_fail "the hidden home file is visible in the mount"
+touch "$MNT/vm/.hc-unlinked.77" 2>/dev/null && hc_fail "a name with the reserved prefix was accepted"
+cmp "$MNT/vm/dst" "$HC_SCRATCH/ref" || hc_fail "vm/dst differs after its source was removed"
+# the name is free again, and the new volume is another one
+dd if="$HC_SCRATCH/ref2" of="$MNT/vm/src" bs=1M oflag=direct conv=fsync status=none ||
+	hc_fail "writing a new vm/src failed"
+cmp "$MNT/vm/src" "$HC_SCRATCH/ref2" || hc_fail "the new vm/src differs"
+cmp "$MNT/vm/dst" "$HC_SCRATCH/ref" || hc_fail "writing a new vm/src changed vm/dst"
+
+# --- SIGKILL: the hidden file is found at mount and still serves the copy ------
+sync
+kill -9 "$HC_DAEMON_PID"
+wait "$HC_DAEMON_PID" 2>/dev/null
+fusermount3 -u "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null
+hc_mount "$BACK" "$MNT" -o cache=16M
+[ "$(ls -A "$MNT/vm" | sort | tr '\n' ' ')" = "dst src " ] ||
+	hc_fail "after SIGKILL vm lists: $(ls -A "$MNT/vm" | tr '\n' ' ')"
+cmp "$MNT/vm/dst" "$HC_SCRATCH/ref" || hc_fail "vm/dst differs after SIGKILL and a remount"
+[ "$(hidden vm)" = 1 ] || hc_fail "the hidden home file went while vm/dst still shares it"
+
+# --- an open descriptor of a removed source still reads it ---------------------
+cfr "$MNT/vm/src" "$MNT/vm/dst2" $((8 * MiB))
+exec 3<"$MNT/vm/src"
+rm "$MNT/vm/src" || hc_fail "removing the second vm/src failed"
+wait_hidden vm 2
+cmp <(cat <&3) "$HC_SCRATCH/ref2" || hc_fail "an open descriptor of the removed vm/src reads other data"
+exec 3<&-
+cmp "$MNT/vm/dst2" "$HC_SCRATCH/ref2" || hc_fail "vm/dst2 differs after its source was removed"
+
+# --- removing the copies removes the hidden home files --------------------------
+rm "$MNT/vm/dst" "$MNT/vm/dst2" || hc_fail "removing the copies failed"
+wait_hidden vm 0
+rmdir "$MNT/vm" || hc_fail "rmdir vm failed"
+[ ! -e "$BACK/vm" ] || hc_fail "vm's backing directory stayed: $(ls -A "$BACK/vm")"
+
+# --- a rename over a shared volume replaces it the same way -------------------
+mkdir "$MNT/r" || hc_fail "mkdir r failed"
+dd if="$HC_SCRATCH/ref" of="$MNT/r/x" bs=1M oflag=direct conv=fsync status=none ||
+	hc_fail "writing r/x failed"
+cfr "$MNT/r/x" "$MNT/r/y" $((8 * MiB))
+dd if="$HC_SCRATCH/ref2" of="$MNT/r/z" bs=1M oflag=direct conv=fsync status=none ||
+	hc_fail "writing r/z failed"
+mv "$MNT/r/z" "$MNT/r/x" || hc_fail "renaming r/z over r/x (shared by r/y) failed"
+[ "$(hidden r)" = 1 ] || hc_fail "r/x's home file is not kept hidden after the rename over it"
+cmp "$MNT/r/x" "$HC_SCRATCH/ref2" || hc_fail "r/x is not r/z's data after the rename"
+cmp "$MNT/r/y" "$HC_SCRATCH/ref" || hc_fail "r/y differs after a rename over its source"
+rm -r "$MNT/r" || hc_fail "rm -r r failed"
+[ ! -e "$BACK/r" ] || hc_fail "r's backing directory stayed: $(ls -A "$BACK/r")"
+
+# --- rm -rf of a domain, sources first or last ---------------------------------
+for order in "a b c" "c b a"; do
+	mkdir "$MNT/d" || hc_fail "mkdir d failed"
+	dd if="$HC_SCRATCH/ref" of="$MNT/d/a" bs=1M oflag=direct conv=fsync status=none ||
+		hc_fail "writing d/a failed"
+	cfr "$MNT/d/a" "$MNT/d/b" $((8 * MiB))
+	cfr "$MNT/d/b" "$MNT/d/c" $((4 * MiB))
+	for f in $order; do rm "$MNT/d/$f" || hc_fail "rm d/$f (order $order) failed"; done
+	rmdir "$MNT/d" || hc_fail "rmdir d after removing $order failed: $(ls -A "$BACK/d" 2>&1)"
+done
+mkdir "$MNT/e" && dd if="$HC_SCRATCH/ref" of="$MNT/e/a" bs=1M conv=fsync status=none &&
+	cfr "$MNT/e/a" "$MNT/e/b" $((8 * MiB)) || hc_fail "setting up domain e failed"
+rm -rf "$MNT/e" || hc_fail "rm -rf e failed"
+[ ! -e "$BACK/e" ] || hc_fail "e's backing directory stayed"
+hc_umount "$MNT"
+"$HECTL" -b "$BACK" fsck >"$HC_SCRATCH/fsck" 2>&1 || hc_fail "hectl fsck: $(cat "$HC_SCRATCH/fsck")"
+hc_info "PASS"
