@@ -76,9 +76,9 @@ uint64_t hc_fs_ino(struct hc_fs *fs, struct hc_node *n)
  * off the domain's list, on fs->zombies: references into it still resolve
  * by volume id, nothing new shares into it (try_share), and once nobody has
  * it open its own map is cleared.  hc_ns_reap removes the home file when no
- * entry points into it any more: at once after each unlink, rename and
- * rmdir (so `rm -rf DOMAIN` works in any order), and every second from the
- * reconcile timer.  The rename is the only step that must be atomic: after
+ * entry points into it any more, once the records that say so are durable
+ * (reap): at once after each unlink, rename and rmdir (so `rm -rf DOMAIN`
+ * works in any order), and every second from the reconcile timer.  The rename is the only step that must be atomic: after
  * a crash the hidden file is found at mount and reaped the same way.
  * Offline tools (hectl fsck, reconcile-defrag --offline) see it as a
  * volume of that name, which it is.  Its blocks nobody shares stay
@@ -543,21 +543,44 @@ static void unzombify(struct hc_fs *fs, struct hc_volume *v, const char *name)
 	pthread_mutex_unlock(&v->rlock);
 }
 
-/* Removes the zombies nobody has open and nobody shares (ns_lock held). */
+/*
+ * Removes the zombies nobody has open and nobody shares (ns_lock held).
+ * I4: the records that dropped the last references into a zombie must be
+ * durable before its home file goes, or a crash could bring back an entry
+ * pointing into a file that is gone.  Nothing can point into a zombie anew,
+ * so one that is unshared now stays unshared: the journal is committed
+ * after the check and before the unlink.
+ */
 static void reap(struct hc_fs *fs)
 {
+	int any = 0;
+	for (struct hc_volume *z = fs->zombies; z; z = z->znext) {
+		z->reapable = 0;
+		if (z->nopen)
+			continue;
+		hc_rc_clear_map(fs, z);	/* none while it was open */
+		pthread_mutex_lock(&z->rlock);
+		z->reapable = !hc_rc_vol_shared(fs, z);
+		pthread_mutex_unlock(&z->rlock);
+		any |= z->reapable;
+	}
+	if (!any)
+		return;
+	int err = hc_rc_commit(fs);
+	if (err) {
+		hc_log_ratelimited(LOG_ERR, "metadata commit failed: %s (unlinked home files kept)",
+				   strerror(-err));
+		return;
+	}
 	struct hc_volume *z = fs->zombies;
 	while (z) {
 		struct hc_volume *next = z->znext;
-		if (!z->nopen) {
-			hc_rc_clear_map(fs, z);	/* none while it was open */
+		if (z->reapable) {
 			pthread_mutex_lock(&z->rlock);
-			int gone = !hc_rc_vol_shared(fs, z);
-			if (gone && unlinkat(z->dom->dirfd, z->name, 0) < 0) {
+			int gone = unlinkat(z->dom->dirfd, z->name, 0) == 0;
+			if (!gone)
 				hc_log_ratelimited(LOG_ERR, "%s/%s: %s", z->dom->name, z->name,
 						   strerror(errno));
-				gone = 0;
-			}
 			if (gone) {
 				hc_rc_detach(fs, z);
 				zombie_unlist(fs, z);
@@ -658,8 +681,12 @@ int hc_ns_unlink(struct hc_fs *fs, struct hc_node *parent, const char *name)
 		hc_rc_detach(fs, v);	/* no new sharing into it */
 	pthread_mutex_unlock(&v->rlock);
 	if (!err) {
+		int closed = !v->nopen;
 		unlist_volume(v);
-		maybe_free(fs, &v->node);
+		maybe_free(fs, &v->node);	/* clears its map when closed; may free v */
+		/* Durable now: a crash must not leave its map behind its home file. */
+		if (closed)
+			hc_rc_commit(fs);
 		reap(fs);	/* its references may have been the last into one */
 	}
 out:
@@ -727,8 +754,11 @@ int hc_ns_rename(struct hc_fs *fs, struct hc_node *parent, const char *name,
 		if (err)
 			goto out;
 		if (t) {
+			int closed = !t->nopen;
 			unlist_volume(t);
 			maybe_free(fs, &t->node);
+			if (closed)
+				hc_rc_commit(fs);	/* as in hc_ns_unlink */
 			reap(fs);
 		}
 		snprintf(v->name, sizeof(v->name), "%s", newname);

@@ -536,7 +536,7 @@ static int read_phys(struct hc_fs *fs, struct hc_volume *v, const struct hc_phys
 	} else if (p->file == v->vid) {
 		fd = v->cv.fd;	/* its own home (it may be unlinked, still open) */
 	} else {
-		/* An entry pointing into t keeps t listed (unlink: EBUSY). */
+		/* An entry pointing into t keeps t's home file (a zombie, ns.c). */
 		struct hc_volume *t = hc_ns_find_vid(fs, p->file);
 		if (!t) {
 			hc_log_ratelimited(LOG_ERR, "map entry points at missing volume %u",

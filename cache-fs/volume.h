@@ -71,6 +71,7 @@ struct hc_volume {
 	int nopen;			/* ns_lock */
 	int unlinked;			/* ns_lock */
 	int zombie;			/* ns_lock and rlock: unlinked, home kept while shared */
+	int reapable;			/* ns_lock: reap() found it unshared */
 	struct hc_volume *znext;	/* ns_lock: fs->zombies */
 	pthread_rwlock_t iolock;
 	pthread_mutex_t lock;

@@ -74,9 +74,21 @@ cmp <(cat <&3) "$HC_SCRATCH/ref2" || hc_fail "an open descriptor of the removed 
 exec 3<&-
 cmp "$MNT/vm/dst2" "$HC_SCRATCH/ref2" || hc_fail "vm/dst2 differs after its source was removed"
 
-# --- removing the copies removes the hidden home files --------------------------
+# --- removing the copies removes the hidden home files, at once and durably ----
+# (SIGKILL right after: the records that dropped the references must be
+# durable before the home files went, or fsck finds entries pointing at
+# volume ids no home file has)
 rm "$MNT/vm/dst" "$MNT/vm/dst2" || hc_fail "removing the copies failed"
-wait_hidden vm 0
+[ "$(hidden vm)" = 0 ] || hc_fail "removing the copies left $(hidden vm) hidden home files"
+kill -9 "$HC_DAEMON_PID"
+wait "$HC_DAEMON_PID" 2>/dev/null
+fusermount3 -u "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null
+hc_mount "$BACK" "$MNT" -o cache=16M
+[ -z "$(ls -A "$MNT/vm")" ] || hc_fail "after SIGKILL vm lists: $(ls -A "$MNT/vm" | tr '\n' ' ')"
+hc_umount "$MNT"
+"$HECTL" -b "$BACK" fsck >"$HC_SCRATCH/fsck0" 2>&1 ||
+	hc_fail "hectl fsck after removing the copies and SIGKILL: $(cat "$HC_SCRATCH/fsck0")"
+hc_mount "$BACK" "$MNT" -o cache=16M
 rmdir "$MNT/vm" || hc_fail "rmdir vm failed"
 [ ! -e "$BACK/vm" ] || hc_fail "vm's backing directory stayed: $(ls -A "$BACK/vm")"
 
