@@ -843,8 +843,13 @@ void hc_ns_open(struct hc_fs *fs, struct hc_volume *v)
 void hc_ns_release(struct hc_fs *fs, struct hc_volume *v)
 {
 	pthread_mutex_lock(&fs->ns_lock);
+	int last = v->unlinked && v->nopen == 1;
 	v->nopen--;
-	maybe_free(fs, &v->node);
+	maybe_free(fs, &v->node);	/* the last close of an unlinked volume clears its map */
+	if (last) {
+		hc_rc_commit(fs);	/* as in hc_ns_unlink */
+		reap(fs);
+	}
 	pthread_mutex_unlock(&fs->ns_lock);
 }
 
