@@ -81,8 +81,9 @@ uint64_t hc_fs_ino(struct hc_fs *fs, struct hc_node *n)
  * works in any order), and every second from the reconcile timer.  The rename is the only step that must be atomic: after
  * a crash the hidden file is found at mount and reaped the same way.
  * Offline tools (hectl fsck, reconcile-defrag --offline) see it as a
- * volume of that name, which it is.  Its blocks nobody shares stay
- * allocated until it is reaped.
+ * volume of that name, which it is.  Once nobody has it open, its cached
+ * blocks are dropped and its home blocks nobody shares are punched (after
+ * the same commit), so it holds only what the references need.
  */
 #define ZOMBIE_PREFIX ".hc-unlinked."
 
@@ -559,10 +560,14 @@ static void reap(struct hc_fs *fs)
 		if (z->nopen)
 			continue;
 		hc_rc_clear_map(fs, z);	/* none while it was open */
+		hc_cache_discard(fs->cache, &z->cv, 0, UINT64_MAX);	/* nobody reads it */
 		pthread_mutex_lock(&z->rlock);
 		z->reapable = !hc_rc_vol_shared(fs, z);
+		if (!z->reapable && !z->punched && !z->keep &&
+		    hc_rc_shared_blocks(fs, z, &z->keep, &z->nkeep))
+			z->keep = NULL;	/* out of memory: punch another time */
 		pthread_mutex_unlock(&z->rlock);
-		any |= z->reapable;
+		any |= z->reapable || z->keep;
 	}
 	if (!any)
 		return;
@@ -570,11 +575,31 @@ static void reap(struct hc_fs *fs)
 	if (err) {
 		hc_log_ratelimited(LOG_ERR, "metadata commit failed: %s (unlinked home files kept)",
 				   strerror(-err));
+		for (struct hc_volume *z = fs->zombies; z; z = z->znext) {
+			free(z->keep);
+			z->keep = NULL;
+		}
 		return;
 	}
 	struct hc_volume *z = fs->zombies;
 	while (z) {
 		struct hc_volume *next = z->znext;
+		if (z->keep) {
+			/*
+			 * Still shared: give back the space of every other block.
+			 * Their counts were 0 before the commit (I4) and no
+			 * entry can point into a zombie anew.
+			 */
+			pthread_mutex_lock(&z->rlock);
+			err = hc_rc_punch_except(z, z->keep, z->nkeep);
+			pthread_mutex_unlock(&z->rlock);
+			if (err)
+				hc_log_ratelimited(LOG_WARNING, "%s/%s: cannot free unshared blocks: %s",
+						   z->dom->name, z->name, strerror(-err));
+			z->punched = 1;
+			free(z->keep);
+			z->keep = NULL;
+		}
 		if (z->reapable) {
 			pthread_mutex_lock(&z->rlock);
 			int gone = unlinkat(z->dom->dirfd, z->name, 0) == 0;

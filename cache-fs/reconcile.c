@@ -1102,28 +1102,62 @@ static int punch(int fd, int mode, uint64_t first, uint64_t last)
 	return -errno;
 }
 
-int hc_rc_discard(struct hc_fs *fs, struct hc_volume *v, uint64_t first, uint64_t last,
-		  int mode)
+/* The home blocks of v in [from, to] some entry points at, sorted (*out malloc'd). */
+static int shared_in(struct hc_fs *fs, struct hc_volume *v, uint64_t from, uint64_t to,
+		     uint64_t **out, size_t *n)
 {
-	struct shared_arg a = { .vid = v->vid, .from = first, .to = last };
-	int err = 0;
-	pthread_mutex_lock(&v->rlock);
+	struct shared_arg a = { .vid = v->vid, .from = from, .to = to };
 	a.out = malloc(sizeof(uint64_t));
-	if (!a.out) {
-		err = -ENOMEM;
-		goto out;
-	}
+	if (!a.out)
+		return -ENOMEM;
 	a.cap = 1;
 	hc_refcount_walk(hc_journal_refcount(fs->j), collect_shared, &a);
 	if (a.oom) {
-		err = -ENOMEM;
-		goto out;
+		free(a.out);
+		return -ENOMEM;
 	}
 	qsort(a.out, a.n, sizeof(*a.out), cmp_u64);
+	*out = a.out;
+	*n = a.n;
+	return 0;
+}
+
+int hc_rc_shared_blocks(struct hc_fs *fs, struct hc_volume *v, uint64_t **out, size_t *n)
+{
+	return shared_in(fs, v, 0, UINT64_MAX, out, n);
+}
+
+int hc_rc_punch_except(struct hc_volume *v, const uint64_t *keep, size_t n)
+{
+	struct stat st;
+	if (fstat(v->cv.fd, &st) < 0)
+		return -errno;
+	uint64_t end = ((uint64_t)st.st_size + HC_BLOCK_SIZE - 1) / HC_BLOCK_SIZE, from = 0;
+	int err = 0;
+	for (size_t i = 0; i <= n && !err; i++) {
+		uint64_t stop = i < n && keep[i] < end ? keep[i] : end;
+		if (stop > from)
+			err = punch(v->cv.fd, FALLOC_FL_PUNCH_HOLE, from, stop - 1);
+		if (stop == end)
+			break;
+		from = stop + 1;
+	}
+	return err;
+}
+
+int hc_rc_discard(struct hc_fs *fs, struct hc_volume *v, uint64_t first, uint64_t last,
+		  int mode)
+{
+	uint64_t *keep = NULL;
+	size_t nkeep = 0;
+	pthread_mutex_lock(&v->rlock);
+	int err = shared_in(fs, v, first, last, &keep, &nkeep);
+	if (err)
+		goto out;
 	/* Home blocks others read stay; the rest of the range is punched. */
 	uint64_t from = first;
-	for (size_t i = 0; i <= a.n && !err; i++) {
-		uint64_t stop = i < a.n ? a.out[i] : last + 1;
+	for (size_t i = 0; i <= nkeep && !err; i++) {
+		uint64_t stop = i < nkeep ? keep[i] : last + 1;
 		if (stop > from)
 			err = punch(v->cv.fd, mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE),
 				    from, stop - 1);
@@ -1138,12 +1172,12 @@ int hc_rc_discard(struct hc_fs *fs, struct hc_volume *v, uint64_t first, uint64_
 	if (hc_imap_next(v->map, first, &l, &p) == 0 && l <= last)
 		err = hc_journal_map_clear(fs->j, v->map, first, last - first + 1, NULL);
 	struct hc_phys zero = { .file = HC_PHYS_ZERO, .block = 0 };
-	for (size_t i = 0; i < a.n && !err; i++)
-		err = hc_journal_map_set(fs->j, v->map, a.out[i], &zero, NULL);
+	for (size_t i = 0; i < nkeep && !err; i++)
+		err = hc_journal_map_set(fs->j, v->map, keep[i], &zero, NULL);
 	pthread_rwlock_unlock(&v->maplock);
 out:
 	pthread_mutex_unlock(&v->rlock);
-	free(a.out);
+	free(keep);
 	return err;
 }
 

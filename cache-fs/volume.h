@@ -72,6 +72,9 @@ struct hc_volume {
 	int unlinked;			/* ns_lock */
 	int zombie;			/* ns_lock and rlock: unlinked, home kept while shared */
 	int reapable;			/* ns_lock: reap() found it unshared */
+	int punched;			/* ns_lock: its unshared blocks were punched */
+	uint64_t *keep;			/* ns_lock, in reap(): its shared blocks */
+	size_t nkeep;
 	struct hc_volume *znext;	/* ns_lock: fs->zombies */
 	pthread_rwlock_t iolock;
 	pthread_mutex_t lock;
@@ -390,6 +393,10 @@ int hc_rc_vol_shared(struct hc_fs *fs, struct hc_volume *v);
 void hc_rc_forget_volume(struct hc_fs *fs, struct hc_volume *v);
 /* Clears v's map (journalled), dropping its references; v stays usable. */
 void hc_rc_clear_map(struct hc_fs *fs, struct hc_volume *v);
+/* The home blocks of v some entry points at, sorted (*out malloc'd). 0 or -ENOMEM. */
+int hc_rc_shared_blocks(struct hc_fs *fs, struct hc_volume *v, uint64_t **out, size_t *n);
+/* Punches v's home file but for the n sorted blocks keep (size kept). 0 or -errno. */
+int hc_rc_punch_except(struct hc_volume *v, const uint64_t *keep, size_t n);
 /* SEEK_DATA / SEEK_HOLE over home holes and map entries; off < size. */
 int64_t hc_rc_seek(struct hc_volume *v, int64_t off, int whence, uint64_t size);
 /* 1 when block blk of v has a map entry. */

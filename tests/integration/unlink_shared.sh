@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 # Unlinking a volume whose blocks other volumes share (copy_file_range
 # references): the name goes at once, the home file stays hidden
-# (.hc-unlinked.VID) while the references need it, and goes when they do
-# (ns.c, DOC: unlinked shared volumes).  Checks: the copy reads the same
+# (.hc-unlinked.VID) while the references need it, holding only the blocks
+# they point at, and goes when they do (ns.c, DOC: unlinked shared volumes).  Checks: the copy reads the same
 # after its source is removed, also after SIGKILL and a remount; the name
 # can be used again; the reserved prefix is refused; an open descriptor of
 # the removed source still reads it; removing the copy removes the hidden
@@ -91,6 +91,23 @@ hc_umount "$MNT"
 hc_mount "$BACK" "$MNT" -o cache=16M
 rmdir "$MNT/vm" || hc_fail "rmdir vm failed"
 [ ! -e "$BACK/vm" ] || hc_fail "vm's backing directory stayed: $(ls -A "$BACK/vm")"
+
+# --- a hidden home file keeps only the blocks others point at ------------------
+mkdir "$MNT/p" || hc_fail "mkdir p failed"
+head -c $((32 * MiB)) /dev/urandom >"$HC_SCRATCH/big"
+dd if="$HC_SCRATCH/big" of="$MNT/p/big" bs=1M oflag=direct conv=fsync status=none ||
+	hc_fail "writing p/big failed"
+python3 "$HC_INTEGRATION_DIR/cfr.py" "$MNT/p/big" "$MNT/p/part" "$((8 * MiB)) 0 $MiB" ||
+	hc_fail "copy_file_range p/big p/part failed"
+rm "$MNT/p/big" || hc_fail "removing p/big failed"
+ZP=$(find "$BACK/p" -maxdepth 1 -name '.hc-unlinked.*')
+[ -n "$ZP" ] || hc_fail "p/big's home file is not kept hidden"
+alloc=$(du --block-size=1 "$ZP" | cut -f1)
+hc_info "p/big (32 MiB, 1 MiB shared) removed: its hidden home file holds $alloc bytes"
+[ "$alloc" -le $((2 * MiB)) ] || hc_fail "the hidden home file still holds $alloc bytes"
+cmp "$MNT/p/part" <(tail -c +$((8 * MiB + 1)) "$HC_SCRATCH/big" | head -c $MiB) ||
+	hc_fail "p/part differs after the unshared blocks of its source were freed"
+rm "$MNT/p/part" && rmdir "$MNT/p" || hc_fail "removing p failed"
 
 # --- a rename over a shared volume replaces it the same way -------------------
 mkdir "$MNT/r" || hc_fail "mkdir r failed"
