@@ -1152,6 +1152,14 @@ int hc_rc_discard(struct hc_fs *fs, struct hc_volume *v, uint64_t first, uint64_
 	size_t nkeep = 0;
 	pthread_mutex_lock(&v->rlock);
 	int err = shared_in(fs, v, first, last, &keep, &nkeep);
+	/*
+	 * I4: a block whose count fell to 0 by a record not yet durable would
+	 * come back after a crash with its entry, and read zeros; commit first
+	 * (nothing to do when every record is durable).  No count can rise
+	 * meanwhile: sharing into v takes its rlock, which we hold.
+	 */
+	if (!err)
+		err = hc_rc_commit(fs);
 	if (err)
 		goto out;
 	/* Home blocks others read stay; the rest of the range is punched. */
