@@ -1196,7 +1196,7 @@ int hc_rc_truncate_begin(struct hc_fs *fs, struct hc_volume *v, uint64_t size)
 	/* A partial last block counts: ftruncate zeroes its tail at home. */
 	if (home_shared_in(fs, v, size / HC_BLOCK_SIZE, UINT64_MAX))
 		err = -EBUSY;
-	else
+	else if (!(err = hc_rc_commit(fs)))	/* I4, as in hc_rc_discard */
 		v->noshare++;
 	pthread_mutex_unlock(&v->rlock);
 	return err;
