@@ -942,8 +942,8 @@ static int store_run(struct hc_fs *fs, struct hc_volume *v, uint64_t b0, struct 
 		if (kind[k] == K_SHARED)
 			continue;
 		struct hc_phys home = { .file = v->vid, .block = b };
-		if (hc_refcount_get(rc, &home) == 0) {
-			/* I3: nobody else reads this home block: in place. */
+		if (hc_refcount_home_free(rc, &home)) {
+			/* I3, I4: nobody else reads this home block: in place. */
 			kind[k] = K_HOME;
 			nhome++;
 			if (had[k])

@@ -10,9 +10,10 @@
  *
  *   indirected   the entry is durable; reads of b go to T.  V's home block
  *                (V, b) is dead space: V does not resolve b to it, and no
- *                entry targets it (checked: hc_refcount_get == 0, else the
+ *                entry targets it (checked: hc_refcount_home_free, else the
  *                block is skipped for good in this pass -- I3, its bytes
- *                belong to whoever points at it).
+ *                belong to whoever points at it, or did in a record not
+ *                yet durable, I4).
  *   copied       T's bytes written at (V, b) (or the block punched, for
  *                ZERO) and the home file synced.  The entry still sends
  *                reads to T, which holds the same bytes, so nothing a reader
@@ -497,7 +498,7 @@ int hc_defrag_home(struct hc_journal *j, uint32_t vid, int fd, uint64_t size,
 			struct hc_phys home = { .file = vid, .block = lblk };
 			if (lblk >= (size + HC_BLOCK_SIZE - 1) / HC_BLOCK_SIZE)
 				res->kept_eof++;
-			else if (hc_refcount_get(rc, &home) > 0)
+			else if (!hc_refcount_home_free(rc, &home))
 				res->kept_shared++;
 			else if (io->skip && io->skip(io->arg, lblk))
 				res->kept_busy++;

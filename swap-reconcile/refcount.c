@@ -34,6 +34,14 @@
  * hc_refcount_release, never re-referenced: an inc on it is refused, so a
  * block that was freed by a record that is not yet durable can never end up
  * holding new data (I4).
+ *
+ * Home blocks have the same hazard: a home block whose count fell to 0 in a
+ * record not yet durable must not be overwritten in place, or a crash would
+ * bring the entry back onto its owner's new bytes (another block's data,
+ * I1).  They are kept in `hp`, an open-addressing set of (file, block, seq)
+ * emptied by hc_refcount_release, and hc_refcount_home_free says no for
+ * them.  Without memory for the set, every home block counts as pending
+ * until a release covers the seq that could not be recorded (hp_lost).
  */
 #include "config.h"
 
@@ -106,6 +114,13 @@ struct pend {
 	uint64_t seq;
 };
 
+/* A home block freed by record seq (seq 0: an empty slot). */
+struct hpend {
+	uint64_t block;
+	uint64_t seq;
+	uint32_t file;
+};
+
 struct hc_refcount {
 	pthread_mutex_t lock;	/* everything below */
 	int replay;
@@ -123,6 +138,9 @@ struct hc_refcount {
 	uint64_t nused;
 	struct pend *pq;	/* FIFO [ph, pt) */
 	size_t ph, pt, pcap;
+	struct hpend *hp;	/* hpcap slots (a power of 2), hpn used */
+	size_t hpcap, hpn;
+	uint64_t hp_lost;	/* highest seq not recorded for want of memory, 0: none */
 };
 
 /* A root-to-leaf descent: node[d] and the index taken in it. */
@@ -178,6 +196,7 @@ void hc_refcount_destroy(struct hc_refcount *rc)
 	free(rc->used);
 	free(rc->pending);
 	free(rc->pq);
+	free(rc->hp);
 	free(rc);
 }
 
@@ -778,6 +797,52 @@ static int push_pending(struct hc_refcount *rc, uint64_t block, uint64_t seq)
 	return 0;
 }
 
+static size_t hp_slot(const struct hpend *t, size_t cap, uint32_t file, uint64_t block)
+{
+	uint64_t h = (block ^ ((uint64_t)file << 40) ^ file) * 0x9E3779B97F4A7C15ull;
+	size_t i = (size_t)(h >> 32) & (cap - 1);
+	while (t[i].seq && (t[i].file != file || t[i].block != block))
+		i = (i + 1) & (cap - 1);
+	return i;
+}
+
+/* Rebuilds hp with cap slots, keeping entries freed after durable.  0 or -ENOMEM. */
+static int hp_rebuild(struct hc_refcount *rc, size_t cap, uint64_t durable)
+{
+	struct hpend *t = calloc(cap, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	size_t n = 0;
+	for (size_t i = 0; i < rc->hpcap; i++) {
+		struct hpend *e = &rc->hp[i];
+		if (e->seq > durable) {
+			t[hp_slot(t, cap, e->file, e->block)] = *e;
+			n++;
+		}
+	}
+	free(rc->hp);
+	rc->hp = t;
+	rc->hpcap = cap;
+	rc->hpn = n;
+	return 0;
+}
+
+/* Home block (file, block) was freed by record seq (>= 1). */
+static void hp_add(struct hc_refcount *rc, uint32_t file, uint64_t block, uint64_t seq)
+{
+	if ((rc->hpn + 1) * 2 > rc->hpcap &&
+	    hp_rebuild(rc, rc->hpcap ? rc->hpcap * 2 : 64, 0)) {
+		if (seq > rc->hp_lost)
+			rc->hp_lost = seq;
+		return;
+	}
+	struct hpend *e = &rc->hp[hp_slot(rc->hp, rc->hpcap, file, block)];
+	if (!e->seq)
+		rc->hpn++;
+	if (seq > e->seq)
+		*e = (struct hpend){ block, seq, file };
+}
+
 static int dec_locked(struct hc_refcount *rc, const struct hc_phys *p, uint64_t seq, int undo)
 {
 	if (!valid_target(p))
@@ -799,6 +864,8 @@ static int dec_locked(struct hc_refcount *rc, const struct hc_phys *p, uint64_t 
 	}
 	tree_remove(rc, fi, &pa, pos);
 	rc->n--;
+	if (p->file != HC_PHYS_OVERFLOW && !undo && !rc->replay)
+		hp_add(rc, p->file, p->block, seq ? seq : 1);
 	if (p->file == HC_PHYS_OVERFLOW && !undo) {
 		if (rc->replay) {
 			ovf_free(rc, p->block);
@@ -924,7 +991,35 @@ void hc_refcount_release(struct hc_refcount *rc, uint64_t durable_seq)
 	}
 	if (rc->ph == rc->pt)
 		rc->ph = rc->pt = 0;
+	if (rc->hpn) {
+		size_t keep = 0, cap = 64;
+		for (size_t i = 0; i < rc->hpcap; i++)
+			keep += rc->hp[i].seq > durable_seq;
+		if (!keep) {
+			free(rc->hp);
+			rc->hp = NULL;
+			rc->hpcap = rc->hpn = 0;
+		} else {
+			while (cap < 2 * keep + 2)
+				cap *= 2;
+			/* On failure the old set stays: pending longer, never unsafe. */
+			(void)hp_rebuild(rc, cap, durable_seq);
+		}
+	}
+	if (rc->hp_lost && rc->hp_lost <= durable_seq)
+		rc->hp_lost = 0;
 	pthread_mutex_unlock(&rc->lock);
+}
+
+int hc_refcount_home_free(struct hc_refcount *rc, const struct hc_phys *p)
+{
+	if (!valid_target(p) || p->file == HC_PHYS_OVERFLOW)
+		return 0;
+	pthread_mutex_lock(&rc->lock);
+	int r = !count_of(rc, p->file, p->block) && !rc->hp_lost &&
+		!(rc->hpn && rc->hp[hp_slot(rc->hp, rc->hpcap, p->file, p->block)].seq);
+	pthread_mutex_unlock(&rc->lock);
+	return r;
 }
 
 int hc_refcount_set_hwm(struct hc_refcount *rc, uint64_t hwm)

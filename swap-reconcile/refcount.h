@@ -60,6 +60,14 @@ void hc_refcount_set_replay(struct hc_refcount *rc, int on);
 uint32_t hc_refcount_get(struct hc_refcount *rc, const struct hc_phys *p);
 
 /*
+ * 1 when home block p may be overwritten in place: no entry points at it
+ * (count 0) and none did in a record that is not yet durable (I4: after a
+ * crash that entry would come back onto the new bytes).  0 otherwise, and
+ * for overflow blocks and ZERO.
+ */
+int hc_refcount_home_free(struct hc_refcount *rc, const struct hc_phys *p);
+
+/*
  * One more reference to p.  Returns the new count, -EINVAL (ZERO, a bad
  * address, or, outside replay, an overflow block with count 0 that is not
  * reserved), -EOVERFLOW (HC_REFCOUNT_MAX) or -ENOMEM; on error nothing
@@ -93,7 +101,10 @@ int hc_refcount_alloc(struct hc_refcount *rc, uint64_t n, uint64_t *start)
  * (leaving all of them alone) when any of them is not reserved.
  */
 int hc_refcount_cancel(struct hc_refcount *rc, uint64_t start, uint64_t n);
-/* Frees the pending blocks whose freeing record is <= durable_seq. */
+/*
+ * Frees the pending blocks whose freeing record is <= durable_seq, and
+ * forgets the home blocks such records freed (hc_refcount_home_free).
+ */
 void hc_refcount_release(struct hc_refcount *rc, uint64_t durable_seq);
 /* Raises the high-water mark to at least hwm (checkpoint load).  0 or -ENOMEM. */
 int hc_refcount_set_hwm(struct hc_refcount *rc, uint64_t hwm);

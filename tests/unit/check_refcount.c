@@ -336,6 +336,63 @@ START_TEST(test_rc_pending_free)
 }
 END_TEST
 
+/* A home block freed by a record not yet durable is not free to overwrite (I4). */
+START_TEST(test_rc_home_pending)
+{
+	struct hc_refcount *rc = new_rc();
+	struct hc_phys h = P(7, 42), other = P(7, 43), ovf = P(HC_PHYS_OVERFLOW, 0);
+	struct hc_phys zero = P(HC_PHYS_ZERO, 0);
+	ck_assert(hc_refcount_home_free(rc, &h));	/* never pointed at */
+	ck_assert(!hc_refcount_home_free(rc, &ovf));
+	ck_assert(!hc_refcount_home_free(rc, &zero));
+	ck_assert_int_eq(hc_refcount_inc(rc, &h), 1);
+	ck_assert(!hc_refcount_home_free(rc, &h));	/* shared */
+	ck_assert_int_eq(hc_refcount_dec(rc, &h, 20), 0);
+	ck_assert_uint_eq(hc_refcount_get(rc, &h), 0);
+	ck_assert(!hc_refcount_home_free(rc, &h));	/* freed by record 20, not durable */
+	ck_assert(hc_refcount_home_free(rc, &other));
+	hc_refcount_release(rc, 19);
+	ck_assert(!hc_refcount_home_free(rc, &h));
+	hc_refcount_release(rc, 20);
+	ck_assert(hc_refcount_home_free(rc, &h));
+	/* Freed again later: the latest record counts. */
+	ck_assert_int_eq(hc_refcount_inc(rc, &h), 1);
+	ck_assert_int_eq(hc_refcount_dec(rc, &h, 30), 0);
+	ck_assert_int_eq(hc_refcount_inc(rc, &h), 1);
+	ck_assert_int_eq(hc_refcount_dec(rc, &h, 31), 0);
+	hc_refcount_release(rc, 30);
+	ck_assert(!hc_refcount_home_free(rc, &h));
+	hc_refcount_release(rc, 31);
+	ck_assert(hc_refcount_home_free(rc, &h));
+	/* Many, released in steps (the set grows and shrinks). */
+	for (uint64_t i = 0; i < 5000; i++) {
+		struct hc_phys p = P(9, i);
+		QUICK(hc_refcount_inc(rc, &p) == 1);
+		QUICK(hc_refcount_dec(rc, &p, 100 + i) == 0);
+	}
+	hc_refcount_release(rc, 100 + 2499);
+	for (uint64_t i = 0; i < 5000; i++) {
+		struct hc_phys p = P(9, i);
+		QUICK(hc_refcount_home_free(rc, &p) == (i < 2500));
+	}
+	hc_refcount_release(rc, UINT64_MAX);
+	for (uint64_t i = 0; i < 5000; i++) {
+		struct hc_phys p = P(9, i);
+		QUICK(hc_refcount_home_free(rc, &p));
+	}
+	/* An undone inc and replay leave nothing pending. */
+	ck_assert_int_eq(hc_refcount_inc(rc, &h), 1);
+	hc_refcount_undo_inc(rc, &h);
+	ck_assert(hc_refcount_home_free(rc, &h));
+	hc_refcount_set_replay(rc, 1);
+	ck_assert_int_eq(hc_refcount_inc(rc, &h), 1);
+	ck_assert_int_eq(hc_refcount_dec(rc, &h, 50), 0);
+	hc_refcount_set_replay(rc, 0);
+	ck_assert(hc_refcount_home_free(rc, &h));
+	hc_refcount_destroy(rc);
+}
+END_TEST
+
 START_TEST(test_rc_replay_mode)
 {
 	struct hc_refcount *rc = new_rc();
@@ -536,6 +593,7 @@ static Suite *rc_suite(void)
 	tc = tcase_create("allocator");
 	tcase_add_test(tc, test_rc_alloc);
 	tcase_add_test(tc, test_rc_pending_free);
+	tcase_add_test(tc, test_rc_home_pending);
 	tcase_add_test(tc, test_rc_replay_mode);
 	tcase_add_test(tc, test_rc_threads);
 	tcase_set_timeout(tc, 120);
