@@ -18,13 +18,15 @@ cleanup() {
 	return 0
 }
 trap cleanup EXIT
-libs=$(cd "$src/cache-fs" && ls *.c | grep -v -e '^main.c$' -e '^fs_ops.c$')
+# the daemon's modules but its main and FUSE glue, and swap-reconcile's library
+libs=$(cd "$src" && ls cache-fs/*.c swap-reconcile/*.c |
+	grep -v -e '^cache-fs/main.c$' -e '^cache-fs/fs_ops.c$' -e '^swap-reconcile/reconcile-defrag.c$')
 # shellcheck disable=SC2046,SC2086
 clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-	-I"$build" -I"$src/include" -I"$src/cache-fs" -include config.h \
+	-I"$build" -I"$src/include" -I"$src/cache-fs" -I"$src/swap-reconcile" -include config.h \
 	$(pkg-config --cflags fuse3 liburing libxxhash json-c) \
 	-o "$work/fuzz_ctl" "$src/tests/fuzz/fuzz_ctl.c" \
-	$(for f in $libs; do echo "$src/cache-fs/$f"; done) \
+	$(for f in $libs; do echo "$src/$f"; done) \
 	$(pkg-config --libs fuse3 liburing libxxhash json-c) -laio -pthread
 cp -r "$src/tests/fuzz/corpus/ctl" "$work/corpus"
 n0=$(ls "$work/corpus" | wc -l)
