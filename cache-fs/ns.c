@@ -77,9 +77,10 @@ uint64_t hc_fs_ino(struct hc_fs *fs, struct hc_node *n)
  * by volume id, nothing new shares into it (try_share), and once nobody has
  * it open its own map is cleared.  hc_ns_reap removes the home file when no
  * entry points into it any more, once the records that say so are durable
- * (reap): at once after each unlink, rename and rmdir (so `rm -rf DOMAIN`
- * works in any order), and every second from the reconcile timer.  The rename is the only step that must be atomic: after
- * a crash the hidden file is found at mount and reaped the same way.
+ * (reap): at once after each unlink, rename, rmdir and last close (so
+ * `rm -rf DOMAIN` works in any order), and every second from the reconcile
+ * timer.  The rename is the only step that must be atomic: after a crash
+ * the hidden file is found at mount and reaped the same way.
  * Offline tools (hectl fsck, reconcile-defrag --offline) see it as a
  * volume of that name, which it is.  Once nobody has it open, its cached
  * blocks are dropped and its home blocks nobody shares are punched (after
