@@ -233,6 +233,7 @@ static int load_domain(struct hc_fs *fs, const char *name, char *msg, size_t msg
 			v->zombie = 1;
 			v->znext = fs->zombies;
 			fs->zombies = v;
+			fs->reap_dirty = 1;
 		}
 		if (err) {
 			if (fd >= 0)
@@ -519,6 +520,7 @@ static int zombify(struct hc_fs *fs, struct hc_volume *v)
 	v->zombie = 1;
 	v->znext = fs->zombies;
 	fs->zombies = v;
+	fs->reap_dirty = 1;
 	return 0;
 }
 
@@ -555,13 +557,23 @@ static void unzombify(struct hc_fs *fs, struct hc_volume *v, const char *name)
  */
 static void reap(struct hc_fs *fs)
 {
+	if (!fs->zombies)
+		return;
+	/* Counts change only with journal records: nothing new, nothing to do. */
+	uint64_t seq = hc_rc_seq(fs);
+	if (!fs->reap_dirty && seq == fs->reap_seq)
+		return;
+	fs->reap_dirty = 0;
 	int any = 0;
 	for (struct hc_volume *z = fs->zombies; z; z = z->znext) {
 		z->reapable = 0;
 		if (z->nopen)
 			continue;
-		hc_rc_clear_map(fs, z);	/* none while it was open */
-		hc_cache_discard(fs->cache, &z->cv, 0, UINT64_MAX);	/* nobody reads it */
+		if (!z->quiesced) {
+			hc_rc_clear_map(fs, z);	/* none while it was open */
+			hc_cache_discard(fs->cache, &z->cv, 0, UINT64_MAX);	/* nobody reads it */
+			z->quiesced = 1;
+		}
 		pthread_mutex_lock(&z->rlock);
 		z->reapable = !hc_rc_vol_shared(fs, z);
 		if (!z->reapable && !z->punched && !z->keep &&
@@ -570,12 +582,14 @@ static void reap(struct hc_fs *fs)
 		pthread_mutex_unlock(&z->rlock);
 		any |= z->reapable || z->keep;
 	}
+	fs->reap_seq = hc_rc_seq(fs);	/* after our own map clears */
 	if (!any)
 		return;
 	int err = hc_rc_commit(fs);
 	if (err) {
 		hc_log_ratelimited(LOG_ERR, "metadata commit failed: %s (unlinked home files kept)",
 				   strerror(-err));
+		fs->reap_dirty = 1;	/* look again next time */
 		for (struct hc_volume *z = fs->zombies; z; z = z->znext) {
 			free(z->keep);
 			z->keep = NULL;
@@ -604,9 +618,11 @@ static void reap(struct hc_fs *fs)
 		if (z->reapable) {
 			pthread_mutex_lock(&z->rlock);
 			int gone = unlinkat(z->dom->dirfd, z->name, 0) == 0;
-			if (!gone)
+			if (!gone) {
 				hc_log_ratelimited(LOG_ERR, "%s/%s: %s", z->dom->name, z->name,
 						   strerror(errno));
+				fs->reap_dirty = 1;	/* try again next time */
+			}
 			if (gone) {
 				hc_rc_detach(fs, z);
 				zombie_unlist(fs, z);
@@ -874,6 +890,8 @@ void hc_ns_release(struct hc_fs *fs, struct hc_volume *v)
 	maybe_free(fs, &v->node);	/* the last close of an unlinked volume clears its map */
 	if (last) {
 		hc_rc_commit(fs);	/* as in hc_ns_unlink */
+		if (v->zombie)
+			fs->reap_dirty = 1;
 		reap(fs);
 	}
 	pthread_mutex_unlock(&fs->ns_lock);

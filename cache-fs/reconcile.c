@@ -351,6 +351,15 @@ int hc_rc_vol_shared(struct hc_fs *fs, struct hc_volume *v)
 	return home_shared_in(fs, v, 0, UINT64_MAX);
 }
 
+uint64_t hc_rc_seq(struct hc_fs *fs)
+{
+	if (!fs->j)
+		return 0;
+	struct hc_journal_stats st;
+	hc_journal_stats(fs->j, &st);
+	return st.seq;
+}
+
 void hc_rc_clear_map(struct hc_fs *fs, struct hc_volume *v)
 {
 	if (!v->map)

@@ -73,6 +73,7 @@ struct hc_volume {
 	int zombie;			/* ns_lock and rlock: unlinked, home kept while shared */
 	int reapable;			/* ns_lock: reap() found it unshared */
 	int punched;			/* ns_lock: its unshared blocks were punched */
+	int quiesced;			/* ns_lock: closed, map cleared, cache dropped */
 	uint64_t *keep;			/* ns_lock, in reap(): its shared blocks */
 	size_t nkeep;
 	struct hc_volume *znext;	/* ns_lock: fs->zombies */
@@ -141,6 +142,8 @@ struct hc_fs {
 	pthread_mutex_t ns_lock;
 	struct hc_domain *domains;	/* ns_lock */
 	struct hc_volume *zombies;	/* ns_lock: unlinked volumes others share (ns.c) */
+	uint64_t reap_seq;		/* ns_lock: journal seq when reap last looked */
+	int reap_dirty;			/* ns_lock: a zombie came or was closed since */
 	struct hc_buf_pool *bufs;
 	pthread_mutex_t space_lock;
 	uint64_t space_checked_ns;	/* space_lock */
@@ -391,6 +394,8 @@ int hc_rc_in_flight(struct hc_volume *v, uint64_t blk);
 int hc_rc_vol_shared(struct hc_fs *fs, struct hc_volume *v);
 /* Volume v is going away for good: its map is cleared. */
 void hc_rc_forget_volume(struct hc_fs *fs, struct hc_volume *v);
+/* The journal's last record (0 without one): counts change only with it. */
+uint64_t hc_rc_seq(struct hc_fs *fs);
 /* Clears v's map (journalled), dropping its references; v stays usable. */
 void hc_rc_clear_map(struct hc_fs *fs, struct hc_volume *v);
 /* The home blocks of v some entry points at, sorted (*out malloc'd). 0 or -ENOMEM. */
