@@ -635,6 +635,24 @@ static void reap(struct hc_fs *fs)
 	}
 }
 
+/*
+ * v (unlist_volume done) lost its name, or its last opener: maybe_free
+ * clears the map of an unlinked volume nobody has open (and may free v);
+ * that clearing is committed at once, so a crash cannot leave the map
+ * behind a home file that is gone, and the zombies are looked at again,
+ * since those references may have been the last into one.  ns_lock held.
+ */
+static void let_go(struct hc_fs *fs, struct hc_volume *v)
+{
+	int closed = !v->nopen;
+	if (closed && v->zombie)
+		fs->reap_dirty = 1;
+	maybe_free(fs, &v->node);	/* v may be gone from here on */
+	if (closed)
+		hc_rc_commit(fs);
+	reap(fs);
+}
+
 void hc_ns_reap(struct hc_fs *fs)
 {
 	pthread_mutex_lock(&fs->ns_lock);
@@ -723,13 +741,8 @@ int hc_ns_unlink(struct hc_fs *fs, struct hc_node *parent, const char *name)
 		hc_rc_detach(fs, v);	/* no new sharing into it */
 	pthread_mutex_unlock(&v->rlock);
 	if (!err) {
-		int closed = !v->nopen;
 		unlist_volume(v);
-		maybe_free(fs, &v->node);	/* clears its map when closed; may free v */
-		/* Durable now: a crash must not leave its map behind its home file. */
-		if (closed)
-			hc_rc_commit(fs);
-		reap(fs);	/* its references may have been the last into one */
+		let_go(fs, v);
 	}
 out:
 	pthread_mutex_unlock(&fs->ns_lock);
@@ -796,12 +809,8 @@ int hc_ns_rename(struct hc_fs *fs, struct hc_node *parent, const char *name,
 		if (err)
 			goto out;
 		if (t) {
-			int closed = !t->nopen;
 			unlist_volume(t);
-			maybe_free(fs, &t->node);
-			if (closed)
-				hc_rc_commit(fs);	/* as in hc_ns_unlink */
-			reap(fs);
+			let_go(fs, t);
 		}
 		snprintf(v->name, sizeof(v->name), "%s", newname);
 		fsync(dom->dirfd);
@@ -885,15 +894,11 @@ void hc_ns_open(struct hc_fs *fs, struct hc_volume *v)
 void hc_ns_release(struct hc_fs *fs, struct hc_volume *v)
 {
 	pthread_mutex_lock(&fs->ns_lock);
-	int last = v->unlinked && v->nopen == 1;
 	v->nopen--;
-	maybe_free(fs, &v->node);	/* the last close of an unlinked volume clears its map */
-	if (last) {
-		hc_rc_commit(fs);	/* as in hc_ns_unlink */
-		if (v->zombie)
-			fs->reap_dirty = 1;
-		reap(fs);
-	}
+	if (v->unlinked && !v->nopen)
+		let_go(fs, v);	/* the last close of an unlinked volume */
+	else
+		maybe_free(fs, &v->node);
 	pthread_mutex_unlock(&fs->ns_lock);
 }
 
