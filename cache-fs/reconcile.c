@@ -1136,22 +1136,30 @@ int hc_rc_shared_blocks(struct hc_fs *fs, struct hc_volume *v, uint64_t **out, s
 	return shared_in(fs, v, 0, UINT64_MAX, out, n);
 }
 
+/* Punches blocks [first, last] of fd but the sorted keep[0..n) (any past last ignored). */
+static int punch_gaps(int fd, int mode, const uint64_t *keep, size_t n, uint64_t first,
+		      uint64_t last)
+{
+	uint64_t from = first;
+	int err = 0;
+	for (size_t i = 0; i <= n && !err; i++) {
+		uint64_t stop = i < n && keep[i] <= last ? keep[i] : last + 1;
+		if (stop > from)
+			err = punch(fd, mode, from, stop - 1);
+		if (stop == last + 1)
+			break;
+		from = stop + 1;
+	}
+	return err;
+}
+
 int hc_rc_punch_except(struct hc_volume *v, const uint64_t *keep, size_t n)
 {
 	struct stat st;
 	if (fstat(v->cv.fd, &st) < 0)
 		return -errno;
-	uint64_t end = ((uint64_t)st.st_size + HC_BLOCK_SIZE - 1) / HC_BLOCK_SIZE, from = 0;
-	int err = 0;
-	for (size_t i = 0; i <= n && !err; i++) {
-		uint64_t stop = i < n && keep[i] < end ? keep[i] : end;
-		if (stop > from)
-			err = punch(v->cv.fd, FALLOC_FL_PUNCH_HOLE, from, stop - 1);
-		if (stop == end)
-			break;
-		from = stop + 1;
-	}
-	return err;
+	uint64_t end = ((uint64_t)st.st_size + HC_BLOCK_SIZE - 1) / HC_BLOCK_SIZE;
+	return end ? punch_gaps(v->cv.fd, FALLOC_FL_PUNCH_HOLE, keep, n, 0, end - 1) : 0;
 }
 
 int hc_rc_discard(struct hc_fs *fs, struct hc_volume *v, uint64_t first, uint64_t last,
@@ -1172,14 +1180,8 @@ int hc_rc_discard(struct hc_fs *fs, struct hc_volume *v, uint64_t first, uint64_
 	if (err)
 		goto out;
 	/* Home blocks others read stay; the rest of the range is punched. */
-	uint64_t from = first;
-	for (size_t i = 0; i <= nkeep && !err; i++) {
-		uint64_t stop = i < nkeep ? keep[i] : last + 1;
-		if (stop > from)
-			err = punch(v->cv.fd, mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE),
-				    from, stop - 1);
-		from = stop + 1;
-	}
+	err = punch_gaps(v->cv.fd, mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE), keep,
+			 nkeep, first, last);
 	if (err)
 		goto out;
 	__atomic_fetch_add(&v->wgen, 1, __ATOMIC_RELEASE);
