@@ -90,13 +90,33 @@ hc_mount() {
 	hc_fail "mount of $backing on $mnt did not come up"
 }
 
+# hc_forget_pid PID: a process we waited for leaves the cleanup list (the
+# trap must not signal a PID the system has given to someone else).
+hc_forget_pid() {
+	local p keep=()
+	for p in "${HC_PIDS[@]}"; do
+		[ "$p" = "$1" ] || keep+=("$p")
+	done
+	HC_PIDS=("${keep[@]}")
+}
+
 # hc_umount MOUNTPOINT: unmounts and waits for our daemon to exit cleanly.
 hc_umount() {
 	local mnt=$1
 	fusermount3 -u "$mnt" || hc_fail "fusermount3 -u $mnt failed"
 	local rc=0
 	wait "$HC_DAEMON_PID" || rc=$?
+	hc_forget_pid "$HC_DAEMON_PID"
 	[ "$rc" = 0 ] || { cat "$HC_SCRATCH/daemon.log" >&2; hc_fail "daemon exited with $rc"; }
+}
+
+# hc_crash MOUNTPOINT: SIGKILLs our daemon (a crash), waits for it, forgets
+# its PID and lazily unmounts the dead mount.
+hc_crash() {
+	kill -9 "$HC_DAEMON_PID" 2>/dev/null
+	wait "$HC_DAEMON_PID" 2>/dev/null
+	hc_forget_pid "$HC_DAEMON_PID"
+	fusermount3 -uz "$1" 2>/dev/null || umount -l "$1" 2>/dev/null
 }
 
 # hc_stat MOUNTPOINT DOMAIN|total KEY: one counter from the daemon.

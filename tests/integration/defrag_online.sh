@@ -154,10 +154,7 @@ for i in $(seq 100); do
 done
 [ "$(state "d['state']")" = running ] || hc_fail "the slow job is not running"
 [ -e "$BACK/defrag.job" ] || hc_fail "no job file while the job runs"
-kill -9 "$HC_DAEMON_PID"
-wait "$HC_DAEMON_PID" 2>/dev/null
-HC_PIDS=()
-fusermount3 -uz "$MNT" 2>/dev/null || umount -l "$MNT"
+hc_crash "$MNT"
 [ -e "$BACK/defrag.job" ] || hc_fail "the job file is gone after SIGKILL"
 # the job file is the daemon's: fsck names only the unclean stop
 h fsck >"$HC_SCRATCH/fsck.out" 2>&1

@@ -93,14 +93,6 @@ tree_sum() {
 		find . -type f -print0 | LC_ALL=C sort -z | xargs -0r sha256sum &&
 		getfattr -R -d -m - . 2>/dev/null)
 }
-# forget_pid PID: a daemon we waited for leaves the cleanup list.
-forget_pid() {
-	local p keep=()
-	for p in "${HC_PIDS[@]}"; do
-		[ "$p" = "$1" ] || keep+=("$p")
-	done
-	HC_PIDS=("${keep[@]}")
-}
 # re STRING: STRING as an extended regular expression matching itself.
 re() { printf '%s' "$1" | sed 's/[][\.*^$()+?{}|]/\\&/g'; }
 # copy NAME: a fresh copy of the base directory, in $D.
@@ -135,7 +127,7 @@ refuse() {
 	done
 	kill -0 "$pid" 2>/dev/null && hc_fail "$what: the daemon neither mounted nor exited in 30 s"
 	wait "$pid" || rc=$?
-	forget_pid "$pid"
+	hc_forget_pid "$pid"
 	[ "$rc" != 0 ] || hc_fail "$what: the daemon exited 0 without mounting, expected a refusal"
 	after=$(tree_sum "$dir")
 	[ "$before" = "$after" ] || hc_fail "$what: the refused start changed $dir:
@@ -231,10 +223,7 @@ while done < n:
 os.fsync(dst)
 EOF
 verify_data "before the SIGKILL"
-kill -9 "$HC_DAEMON_PID"
-wait "$HC_DAEMON_PID" 2>/dev/null
-forget_pid "$HC_DAEMON_PID"		# gone: the trap must not kill a reused PID
-fusermount3 -uz "$MNT" 2>/dev/null || umount -l "$MNT"
+hc_crash "$MNT"
 
 mapfile -t COMMITS < <(meta commits "$BASE/meta.log") || hc_fail "cannot read $BASE/meta.log"
 hc_info "base: meta.ckpt $(stat -c %s "$BASE/meta.ckpt") bytes; meta.log $(stat -c %s "$BASE/meta.log") bytes, commits (offset records): $(printf '%s; ' "${COMMITS[@]}")"

@@ -112,12 +112,7 @@ PYEOF
 start_daemon() {
 	hc_mount "$BACK" "$MNT" -o cache=4M
 }
-crash() {
-	kill -9 "$HC_DAEMON_PID" 2>/dev/null
-	wait "$HC_DAEMON_PID" 2>/dev/null
-	HC_PIDS=()
-	fusermount3 -uz "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null
-}
+crash() { hc_crash "$MNT"; }
 
 start_daemon
 mkdir "$MNT/vm" || hc_fail "mkdir failed"

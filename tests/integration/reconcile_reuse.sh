@@ -57,9 +57,7 @@ for r in 1 2 3; do
 		hc_fail "overwriting vm/a failed"
 	dd if="$HC_SCRATCH/b_new" of="$MNT/vm/b" bs=4k oflag=direct conv=notrunc status=none ||
 		hc_fail "overwriting vm/b failed"
-	kill -9 "$HC_DAEMON_PID"
-	wait "$HC_DAEMON_PID" 2>/dev/null
-	fusermount3 -u "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null
+	hc_crash "$MNT"
 	hc_mount "$BACK" "$MNT" -o cache=1M
 	out=$(check "$r" 2>&1) || hc_fail "round $r after SIGKILL: $out"
 	hc_info "$out"

@@ -56,9 +56,7 @@ cmp "$MNT/vm/dst" "$HC_SCRATCH/ref" || hc_fail "writing a new vm/src changed vm/
 
 # --- SIGKILL: the hidden file is found at mount and still serves the copy ------
 sync
-kill -9 "$HC_DAEMON_PID"
-wait "$HC_DAEMON_PID" 2>/dev/null
-fusermount3 -u "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null
+hc_crash "$MNT"
 hc_mount "$BACK" "$MNT" -o cache=16M
 [ "$(ls -A "$MNT/vm" | sort | tr '\n' ' ')" = "dst src " ] ||
 	hc_fail "after SIGKILL vm lists: $(ls -A "$MNT/vm" | tr '\n' ' ')"
@@ -80,9 +78,7 @@ cmp "$MNT/vm/dst2" "$HC_SCRATCH/ref2" || hc_fail "vm/dst2 differs after its sour
 # volume ids no home file has)
 rm "$MNT/vm/dst" "$MNT/vm/dst2" || hc_fail "removing the copies failed"
 [ "$(hidden vm)" = 0 ] || hc_fail "removing the copies left $(hidden vm) hidden home files"
-kill -9 "$HC_DAEMON_PID"
-wait "$HC_DAEMON_PID" 2>/dev/null
-fusermount3 -u "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null
+hc_crash "$MNT"
 hc_mount "$BACK" "$MNT" -o cache=16M
 [ -z "$(ls -A "$MNT/vm")" ] || hc_fail "after SIGKILL vm lists: $(ls -A "$MNT/vm" | tr '\n' ' ')"
 hc_umount "$MNT"
