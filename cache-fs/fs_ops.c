@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "fs_ops.h"
+#include "furing.h"
 #include "log.h"
 #include "volume.h"
 
@@ -632,44 +633,88 @@ const struct fuse_lowlevel_ops hc_fs_ops = {
  */
 static uint64_t init_unique;		/* the INIT request being answered, 0 after */
 static uint32_t init_flags;		/* what the kernel offered in it */
+static uint32_t init_flags2;
+static struct hc_furing *furing;	/* NULL: requests through /dev/fuse only */
 
 static ssize_t io_read(int fd, void *buf, size_t len, void *userdata)
 {
 	(void)userdata;
 	ssize_t r = read(fd, buf, len);
-	if (r >= (ssize_t)(sizeof(struct fuse_in_header) + offsetof(struct fuse_init_in, flags) +
-			   sizeof(uint32_t))) {
+	const size_t hl = sizeof(struct fuse_in_header);
+	if (r >= (ssize_t)(hl + offsetof(struct fuse_init_in, flags) + sizeof(uint32_t))) {
 		const struct fuse_in_header *in = buf;
 		if (in->opcode == FUSE_INIT) {
 			const struct fuse_init_in *ii = (const void *)(in + 1);
+			int ext = (ii->flags & FUSE_INIT_EXT) &&
+				  r >= (ssize_t)(hl + offsetof(struct fuse_init_in, flags2) +
+						 sizeof(uint32_t));
 			__atomic_store_n(&init_flags, ii->flags, __ATOMIC_RELAXED);
+			__atomic_store_n(&init_flags2, ext ? ii->flags2 : 0, __ATOMIC_RELAXED);
 			__atomic_store_n(&init_unique, in->unique, __ATOMIC_RELEASE);
 		}
 	}
 	return r;
 }
 
+/* The INIT reply: what libfuse 3.14 cannot ask for; 1 when rings are wanted. */
+static int edit_init_reply(struct hc_daemon *d, struct fuse_init_out *io, size_t *payload)
+{
+	if (init_flags & FUSE_HANDLE_KILLPRIV_V2) {
+		io->flags |= FUSE_HANDLE_KILLPRIV_V2;
+		__atomic_store_n(&d->fs->killpriv_v2, 1, __ATOMIC_RELAXED);
+	}
+	uint32_t bit = (uint32_t)(HC_FUSE_OVER_IO_URING >> 32);
+	if (!furing || !(init_flags2 & bit) || !(io->flags & FUSE_INIT_EXT))
+		return 0;
+	io->flags2 |= bit;
+	/* The kernel's payload size: max(FUSE_MIN_READ_BUFFER, max_write, max_pages pages). */
+	size_t p = 8192;
+	if (io->max_write > p)
+		p = io->max_write;
+	if ((size_t)io->max_pages * 4096 > p)
+		p = (size_t)io->max_pages * 4096;
+	*payload = p;
+	return 1;
+}
+
 static ssize_t io_writev(int fd, struct iovec *iov, int count, void *userdata)
 {
+	ssize_t sent;
+	if (hc_furing_reply(furing, iov, count, &sent))
+		return sent;
 	uint64_t u = __atomic_load_n(&init_unique, __ATOMIC_ACQUIRE);
+	int rings = 0;
+	size_t payload = 0;
+	struct hc_daemon *d = userdata;
 	if (u && count >= 2 && iov[0].iov_len >= sizeof(struct fuse_out_header) &&
-	    iov[1].iov_len >= offsetof(struct fuse_init_out, flags) + sizeof(uint32_t)) {
+	    iov[1].iov_len >= offsetof(struct fuse_init_out, flags2) + sizeof(uint32_t)) {
 		const struct fuse_out_header *out = iov[0].iov_base;
 		if (out->unique == u) {
-			struct fuse_init_out *io = iov[1].iov_base;
-			struct hc_daemon *d = userdata;
-			if (out->error == 0 && (init_flags & FUSE_HANDLE_KILLPRIV_V2)) {
-				io->flags |= FUSE_HANDLE_KILLPRIV_V2;
-				__atomic_store_n(&d->fs->killpriv_v2, 1, __ATOMIC_RELAXED);
-			}
+			if (out->error == 0)
+				rings = edit_init_reply(d, iov[1].iov_base, &payload);
 			__atomic_store_n(&init_unique, 0, __ATOMIC_RELAXED);
 		}
 	}
-	return writev(fd, iov, count);
+	ssize_t r = writev(fd, iov, count);
+	if (rings && r >= 0) {
+		/* The kernel took the INIT reply: its rings can be registered now. */
+		int err = hc_furing_start(furing, payload);
+		if (err)
+			hc_log(LOG_WARNING, "FUSE over io_uring: %s (requests keep coming "
+			       "through /dev/fuse)", strerror(-err));
+		else {
+			__atomic_store_n(&d->fs->fuse_uring_queues, hc_furing_queues(furing),
+					 __ATOMIC_RELAXED);
+			hc_log(LOG_INFO, "FUSE over io_uring: %u queues of %u requests",
+			       hc_furing_queues(furing), hc_furing_depth(furing));
+		}
+	}
+	return r;
 }
 
-int hc_fs_ops_attach_io(struct fuse_session *se)
+int hc_fs_ops_attach_io(struct fuse_session *se, struct hc_furing *fr)
 {
+	furing = fr;
 	static const struct fuse_custom_io io = { .read = io_read, .writev = io_writev };
 	return fuse_session_custom_io(se, &io, fuse_session_fd(se));
 }

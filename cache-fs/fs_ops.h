@@ -7,6 +7,7 @@
 #include <fuse_lowlevel.h>
 
 struct hc_fs;
+struct hc_furing;
 
 /* userdata of the FUSE session. */
 struct hc_daemon {
@@ -17,9 +18,11 @@ extern const struct fuse_lowlevel_ops hc_fs_ops;
 
 /*
  * Install the session's I/O hooks on a mounted session (see DOC:
- * FUSE_HANDLE_KILLPRIV_V2 in fs_ops.c); call before the session loop.
- * Returns 0 or -errno.
+ * FUSE_HANDLE_KILLPRIV_V2 in fs_ops.c); call before the session loop.  With
+ * fr, the INIT reply asks for FUSE over io_uring when the kernel offers it
+ * and replies to ring requests go to fr (DOC: FUSE over io_uring in
+ * furing.c).  Returns 0 or -errno.
  */
-int hc_fs_ops_attach_io(struct fuse_session *se);
+int hc_fs_ops_attach_io(struct fuse_session *se, struct hc_furing *fr);
 
 #endif

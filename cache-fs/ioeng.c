@@ -84,6 +84,43 @@ void hc_ioeng_set_inline(struct hc_ioeng *e, int on)
 	e->inline_idle = on && e->ops != &hc_ioeng_sync_ops;
 }
 
+static __thread int thread_busy;
+static __thread const struct hc_ioeng_local *local;
+
+void hc_ioeng_thread_busy(int busy)
+{
+	thread_busy = busy;
+}
+
+void hc_ioeng_set_local(const struct hc_ioeng_local *l)
+{
+	local = l;
+}
+
+/* A read for the calling thread's own ring (see hc_ioeng_set_local()). */
+static int submit_local(struct hc_ioeng *e, struct hc_io *io)
+{
+	io->done_bytes = 0;
+	if (__atomic_fetch_add(&e->reads, 1, __ATOMIC_ACQ_REL) == 0 && io->may_inline &&
+	    !thread_busy && sem_trywait(&e->slots) == 0) {
+		/* Inline when idle, holding a slot as the engine's own reads do. */
+		__atomic_fetch_add(&e->inlined, 1, __ATOMIC_RELAXED);
+		return hc_ioeng_sync_ops.submit(e, io);
+	}
+	io->eng_priv = e;
+	int err = local->submit(local->ctx, io);
+	if (err)
+		__atomic_fetch_sub(&e->reads, 1, __ATOMIC_RELEASE);
+	return err;
+}
+
+void hc_ioeng_complete_local(struct hc_ioeng *e, struct hc_io *io, ssize_t res)
+{
+	io->res = res;
+	__atomic_fetch_sub(&e->reads, 1, __ATOMIC_RELEASE);
+	io->done(io);
+}
+
 uint64_t hc_ioeng_inlined(const struct hc_ioeng *e)
 {
 	return __atomic_load_n(&e->inlined, __ATOMIC_RELAXED);
@@ -91,6 +128,8 @@ uint64_t hc_ioeng_inlined(const struct hc_ioeng *e)
 
 int hc_ioeng_submit(struct hc_ioeng *e, struct hc_io *io)
 {
+	if (local && io->op == HC_IO_READ && io->may_route && e->ops != &hc_ioeng_sync_ops)
+		return submit_local(e, io);
 	while (sem_wait(&e->slots) < 0 && errno == EINTR)
 		;
 	io->done_bytes = 0;
@@ -101,7 +140,7 @@ int hc_ioeng_submit(struct hc_ioeng *e, struct hc_io *io)
 	 */
 	if (io->op == HC_IO_READ &&
 	    __atomic_fetch_add(&e->reads, 1, __ATOMIC_ACQ_REL) == 0 && e->inline_idle &&
-	    io->may_inline) {
+	    io->may_inline && !thread_busy) {
 		__atomic_fetch_add(&e->inlined, 1, __ATOMIC_RELAXED);
 		return hc_ioeng_sync_ops.submit(e, io);
 	}

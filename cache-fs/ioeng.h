@@ -60,6 +60,7 @@ struct hc_io {
 	void *priv;
 	uint32_t saved;		/* write-back hook: blocks it did not need to write */
 	uint8_t may_inline;	/* a read the caller waits for alone: may run inline */
+	uint8_t may_route;	/* a read nobody waits on in this thread: may go local */
 	size_t done_bytes;	/* engine-private: progress of a short write */
 	void *eng_priv;		/* engine-private */
 };
@@ -107,6 +108,31 @@ ssize_t hc_ioeng_run(struct hc_ioeng *e, struct hc_io *io);
 
 /* Turns "inline when idle" on (default for asynchronous engines) or off. */
 void hc_ioeng_set_inline(struct hc_ioeng *e, int on);
+
+/*
+ * Tells the engine that the calling thread has other requests waiting for
+ * it (busy) or not: a busy thread's reads never run inline.  Per thread,
+ * not busy until set.
+ */
+void hc_ioeng_thread_busy(int busy);
+
+/*
+ * Local rings: a thread that owns an io_uring of its own (a FUSE queue
+ * thread, furing.c) may take the reads it submits with may_route set: they
+ * go to its ring instead of the engine's thread, so that their completion
+ * (and the reply it sends) runs in the thread that will also commit the
+ * reply, without a hand-over between threads.  The thread must reap its
+ * ring and call hc_ioeng_complete_local() for each such read; it must never
+ * wait for one of them outside its loop, which is what may_route promises.
+ * Such reads hold no engine slot (the ring's owner bounds them) but count
+ * as in flight for "inline when idle".  Per thread; NULL turns it off.
+ */
+struct hc_ioeng_local {
+	int (*submit)(void *ctx, struct hc_io *io);	/* queue on the ring: 0 or -errno */
+	void *ctx;
+};
+void hc_ioeng_set_local(const struct hc_ioeng_local *l);
+void hc_ioeng_complete_local(struct hc_ioeng *e, struct hc_io *io, ssize_t res);
 /* Reads run inline so far. */
 uint64_t hc_ioeng_inlined(const struct hc_ioeng *e);
 

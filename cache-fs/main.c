@@ -21,6 +21,7 @@
 
 #include "ctl.h"
 #include "fs_ops.h"
+#include "furing.h"
 #include "hecache/ctl.h"
 #include "hecache/errors.h"
 #include "ioeng.h"
@@ -45,6 +46,7 @@ struct options {
 	char *ghost;
 	char *dedup;
 	int writethrough;
+	int no_fuse_uring;
 	int foreground;
 	int single;
 	int debug;
@@ -65,6 +67,7 @@ static const struct fuse_opt spec[] = {
 	{ "ghost=%s", offsetof(struct options, ghost), 0 },
 	{ "dedup=%s", offsetof(struct options, dedup), 0 },
 	OPT("writethrough", writethrough),
+	OPT("no_fuse_uring", no_fuse_uring),
 	FUSE_OPT_KEY("-f", KEY_FG),
 	FUSE_OPT_KEY("-d", KEY_DEBUG),
 	FUSE_OPT_KEY("debug", KEY_DEBUG),
@@ -120,6 +123,8 @@ static void usage(const char *prog)
 	       "    -o cache=SIZE       cache size (K, M, G suffixes; default %s)\n"
 	       "    -o io=ENGINE        uring (default), aio or sync\n"
 	       "    -o writethrough     write every block to storage before replying\n"
+	       "    -o no_fuse_uring    take requests through /dev/fuse even when the kernel\n"
+	       "                        offers FUSE over io_uring (fuse.enable_uring=1)\n"
 	       "    -o mrc=MODE         miss-ratio curves: sampled (default), exact or off\n"
 	       "    -o ghost=SIZE       how far past a domain's memory curves reach (default %s)\n"
 	       "    -o dedup=SCOPE      share identical blocks within a domain (default),\n"
@@ -352,6 +357,7 @@ int main(int argc, char *argv[])
 	fuse_opt_add_arg(&args, "-osubtype=hecache-fs");
 
 	struct hc_daemon daemon = { 0 };
+	struct hc_furing *furing = NULL;
 	/* Validates the remaining (FUSE) options before anything is touched. */
 	struct fuse_session *se = fuse_session_new(&args, &hc_fs_ops, sizeof(hc_fs_ops), &daemon);
 	if (!se)
@@ -414,7 +420,9 @@ int main(int argc, char *argv[])
 	if (fuse_session_mount(se, o.mountpoint) != 0)
 		goto out_signals;
 	mounted = 1;
-	err = hc_fs_ops_attach_io(se);
+	if (!o.single && !o.no_fuse_uring && hc_furing_create(se, fuse_session_fd(se), &furing) != 0)
+		furing = NULL;
+	err = hc_fs_ops_attach_io(se, furing);
 	if (err)
 		hc_log(LOG_WARNING, "FUSE session I/O hooks: %s (each copy_file_range will cost a "
 		       "getxattr too)", strerror(-err));
@@ -445,6 +453,8 @@ int main(int argc, char *argv[])
 	ret = ret ? 1 : 0;
 
 out_unmount:
+	/* Before the unmount: a stopped ring cannot leave a request unanswered. */
+	hc_furing_destroy(furing);
 	fuse_session_unmount(se);
 out_signals:
 	fuse_remove_signal_handlers(se);

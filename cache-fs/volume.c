@@ -251,6 +251,7 @@ int hc_vol_read(struct hc_fs *fs, struct hc_volume *v, uint64_t off, size_t size
 		while (last < n && !r->miss[last])
 			last++;
 		io->may_inline = last == n;
+		io->may_route = 1;	/* the reply is sent from read_done, nobody waits */
 		io->fd = v->cv.fd;
 		io->off = (blk0 + k) * HC_BLOCK_SIZE;
 		io->iov = &r->riov[k];

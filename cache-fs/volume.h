@@ -136,6 +136,7 @@ struct hc_fs {
 	struct hc_ioeng *eng;
 	int writethrough;
 	int killpriv_v2;		/* atomic, set at FUSE INIT (fs_ops.c): no getxattr per copy */
+	unsigned fuse_uring_queues;	/* atomic: FUSE over io_uring queues serving, 0 if off */
 	int mrc_on;			/* each domain has a curve */
 	struct hc_mrc_config mrc_cfg;
 	struct hc_node root;

@@ -568,6 +568,11 @@ static int show_status(struct ctx *c, struct json_object *r)
 		     json_object_get_boolean(kp)
 			     ? "by hecache-fs (no getxattr before copy_file_range or fallocate)"
 			     : "by the kernel (a getxattr before each copy_file_range and fallocate)");
+	if (jget(r, "fuse_uring_queues")) {
+		uint64_t nq = ju(r, "fuse_uring_queues");
+		trow(&t, "requests through",
+		     nq ? fmt("io_uring, %" PRIu64 " queues (one per CPU)", nq) : "/dev/fuse");
+	}
 	tprint(&t);
 	return 0;
 }

@@ -1,0 +1,584 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * DOC: FUSE over io_uring
+ *
+ * Since Linux 6.14 a FUSE server may take its requests from io_uring
+ * instead of read(2) on /dev/fuse: it registers, for each CPU's queue,
+ * entries made of a header buffer and a payload buffer
+ * (FUSE_IO_URING_CMD_REGISTER); the kernel fills an entry with a request
+ * made on that CPU and completes the entry's command; the server answers by
+ * writing the reply into the same buffers and submitting
+ * FUSE_IO_URING_CMD_COMMIT_AND_FETCH, which hands the reply over and waits
+ * for the next request in one go.  A request is served by a thread bound
+ * to the CPU that made it, and a reply plus the wait for the next request
+ * costs one system call instead of a writev and a read.  The kernel offers
+ * it only when its fuse.enable_uring parameter is set, and libfuse 3.14
+ * cannot ask for it, so the session's I/O hooks (fs_ops.c) add
+ * FUSE_OVER_IO_URING to libfuse's INIT reply and call hc_furing_start()
+ * once the reply is written.
+ *
+ * libfuse still parses every request and builds every reply: a queue
+ * thread lays the in-header, the op header and the payload out contiguously
+ * (the payload buffer is preceded by spare room in the same mapping, so
+ * only the two small headers are copied) and calls
+ * fuse_session_process_buf(); the reply, from whichever thread sends it,
+ * goes through the session's writev hook to hc_furing_reply(), which finds
+ * the entry by the request's unique id (the kernel's commit id), copies
+ * the reply in and commits it under the queue's submission lock.  Requests
+ * that still come through /dev/fuse (before the rings are ready, FORGET,
+ * INTERRUPT) and notifications keep the old path.
+ *
+ * A queue thread serves its requests one after the other: an op that
+ * blocks (fsync, a write waiting for cache room) holds up that CPU's
+ * queue, as it holds up one libfuse worker on the /dev/fuse path; reads
+ * and writes that go to storage do not block, their replies come from the
+ * I/O engine's completion.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <linux/fuse.h>
+#include <pthread.h>
+#include <sched.h>
+#include <semaphore.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include <liburing.h>
+
+#define FUSE_USE_VERSION 314
+#include <fuse_lowlevel.h>
+
+#include "furing.h"
+#include "ioeng.h"
+#include "log.h"
+
+/* The kernel ABI (include/uapi/linux/fuse.h, 7.42), absent from older headers. */
+#define URING_IN_OUT_HEADER_SZ 128
+#define URING_OP_IN_OUT_SZ 128
+
+struct uring_ent_in_out {
+	uint64_t flags;
+	uint64_t commit_id;
+	uint32_t payload_sz;
+	uint32_t padding;
+	uint64_t reserved;
+};
+
+struct uring_req_header {
+	char in_out[URING_IN_OUT_HEADER_SZ];
+	char op_in[URING_OP_IN_OUT_SZ];
+	struct uring_ent_in_out ring_ent_in_out;
+};
+
+enum { URING_CMD_REGISTER = 1, URING_CMD_COMMIT_AND_FETCH = 2 };
+
+struct uring_cmd_req {
+	uint64_t flags;
+	uint64_t commit_id;
+	uint16_t qid;
+	uint8_t padding[6];
+};
+
+/* Header page: the kernel's header at its start, the rebuilt request at its end. */
+#define HDR_SPACE 4096u
+#define MAX_DEPTH 16u		/* entries per queue */
+#define MAX_ENTRIES 64u		/* in all: each holds max_payload of locked memory */
+#define SQ_ENTRIES 64u
+
+struct fq;
+
+struct fent {
+	struct uring_req_header *hdr;
+	char *payload;
+	struct iovec iov[2];		/* what REGISTER hands the kernel */
+	struct fq *q;
+	uint64_t unique;		/* atomic: request being served, 0 if none */
+	uint64_t commit_id;		/* reply waiting in q->pending */
+	struct fent *next;		/* in q->pending */
+};
+
+struct fq {
+	struct hc_furing *fr;
+	struct io_uring ring;
+	pthread_mutex_t lock;		/* stop, pending */
+	pthread_t thread;
+	pthread_t self;			/* thread as it sees itself: set before ready */
+	struct fent *pending;		/* replies from other threads, for this one to commit */
+	int efd;			/* eventfd: other threads kick the queue thread */
+	uint64_t kick_buf;
+	struct hc_ioeng_local local;
+	unsigned qid;
+	int stop;
+	int ring_ok;
+	int started;
+	struct fent *ents;
+	char *mem;
+	size_t memsz;
+	int err;			/* registration result, for start() */
+	sem_t ready;
+};
+
+struct hc_furing {
+	struct fuse_session *se;
+	int fd;
+	unsigned nq;
+	unsigned depth;
+	size_t max_payload;
+	int active;			/* atomic */
+	struct fq *q;
+};
+
+/* Number of possible CPUs: the kernel makes one queue for each (nr_cpu_ids). */
+static unsigned possible_cpus(void)
+{
+	FILE *f = fopen("/sys/devices/system/cpu/possible", "re");
+	unsigned n = 0;
+	if (f) {
+		char buf[256];
+		if (fgets(buf, sizeof(buf), f)) {
+			/* "0-3,5" style list: the highest CPU plus one. */
+			char *p = buf;
+			while (*p) {
+				char *end;
+				unsigned long v = strtoul(p, &end, 10);
+				if (end == p)
+					break;
+				if (v + 1 > n)
+					n = (unsigned)v + 1;
+				p = end;
+				while (*p == ',' || *p == '-' || *p == '\n')
+					p++;
+			}
+		}
+		fclose(f);
+	}
+	if (!n) {
+		long c = sysconf(_SC_NPROCESSORS_CONF);
+		n = c > 0 ? (unsigned)c : 1;
+	}
+	return n;
+}
+
+int hc_furing_create(struct fuse_session *se, int fd, struct hc_furing **out)
+{
+	struct hc_furing *fr = calloc(1, sizeof(*fr));
+	if (!fr)
+		return -ENOMEM;
+	fr->se = se;
+	fr->fd = fd;
+	fr->nq = possible_cpus();
+	fr->depth = MAX_ENTRIES / fr->nq;
+	if (fr->depth > MAX_DEPTH)
+		fr->depth = MAX_DEPTH;
+	if (fr->depth < 2)
+		fr->depth = 2;
+	fr->q = calloc(fr->nq, sizeof(*fr->q));
+	if (!fr->q) {
+		free(fr);
+		return -ENOMEM;
+	}
+	for (unsigned i = 0; i < fr->nq; i++) {
+		fr->q[i].fr = fr;
+		fr->q[i].qid = i;
+		fr->q[i].efd = -1;
+		pthread_mutex_init(&fr->q[i].lock, NULL);
+	}
+	for (unsigned i = 0; i < fr->nq; i++) {
+		fr->q[i].efd = eventfd(0, EFD_CLOEXEC);
+		if (fr->q[i].efd < 0) {
+			int err = -errno;
+			hc_furing_destroy(fr);
+			return err;
+		}
+	}
+	*out = fr;
+	return 0;
+}
+
+static void prep_cmd(struct io_uring_sqe *sqe, int fd, unsigned op, struct fent *e,
+		     uint64_t commit_id)
+{
+	/* An SQE128: the command sits in the second half (sqe->cmd). */
+	char *raw = (char *)(uintptr_t)sqe;
+	memset(raw, 0, 2 * sizeof(*sqe));
+	sqe->opcode = IORING_OP_URING_CMD;
+	sqe->fd = fd;
+	sqe->cmd_op = op;
+	if (op == URING_CMD_REGISTER) {
+		sqe->addr = (uintptr_t)e->iov;
+		sqe->len = 2;
+	}
+	struct uring_cmd_req r = { .commit_id = commit_id, .qid = (uint16_t)e->q->qid };
+	memcpy(raw + offsetof(struct io_uring_sqe, cmd), &r, sizeof(r));
+	io_uring_sqe_set_data(sqe, e);
+}
+
+#define KICK_TAG ((void *)1)	/* user_data of the eventfd read */
+#define IO_TAG 2u		/* low bit of a local read's user_data */
+
+/* Queue thread only: a free SQE, flushing the ring to make room. */
+static struct io_uring_sqe *get_sqe(struct fq *q)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&q->ring);
+	if (!sqe) {
+		io_uring_submit(&q->ring);
+		sqe = io_uring_get_sqe(&q->ring);
+		if (!sqe)
+			hc_log_ratelimited(LOG_ERR, "FUSE io_uring: submission queue full");
+	}
+	return sqe;
+}
+
+static void arm_kick(struct fq *q)
+{
+	struct io_uring_sqe *sqe = get_sqe(q);
+	if (sqe) {
+		io_uring_prep_read(sqe, q->efd, &q->kick_buf, sizeof(q->kick_buf), 0);
+		io_uring_sqe_set_data(sqe, KICK_TAG);
+	}
+}
+
+static void kick(struct fq *q)
+{
+	uint64_t one = 1;
+	while (write(q->efd, &one, sizeof(one)) < 0 && errno == EINTR)
+		;
+}
+
+/*
+ * Hands entry e's reply to the kernel and re-arms it.  The ring is the
+ * queue thread's alone (IORING_SETUP_SINGLE_ISSUER): the kernel delivers
+ * the entry's next request as task work of the task that submitted the
+ * commit, so a commit from another thread (the I/O engine's, answering a
+ * read from storage) would have that thread interrupted for every later
+ * request of the entry.  Other threads leave the reply in q->pending and
+ * kick the queue thread through an eventfd its ring is reading.  The queue
+ * thread's own commits are submitted with its next wait.
+ */
+static void commit(struct fent *e, uint64_t unique)
+{
+	struct fq *q = e->q;
+	if (pthread_equal(pthread_self(), q->self)) {
+		struct io_uring_sqe *sqe = get_sqe(q);
+		if (sqe)
+			prep_cmd(sqe, q->fr->fd, URING_CMD_COMMIT_AND_FETCH, e, unique);
+		return;
+	}
+	pthread_mutex_lock(&q->lock);
+	int was_empty = !q->pending;
+	e->commit_id = unique;
+	e->next = q->pending;
+	q->pending = e;
+	pthread_mutex_unlock(&q->lock);
+	if (was_empty)
+		kick(q);
+}
+
+/* Queue thread: commits the replies other threads left; 1 when stopping. */
+static int take_pending(struct fq *q)
+{
+	pthread_mutex_lock(&q->lock);
+	struct fent *e = q->pending;
+	q->pending = NULL;
+	int stop = q->stop;
+	pthread_mutex_unlock(&q->lock);
+	for (; e; e = e->next) {
+		struct io_uring_sqe *sqe = get_sqe(q);
+		if (sqe)
+			prep_cmd(sqe, q->fr->fd, URING_CMD_COMMIT_AND_FETCH, e, e->commit_id);
+	}
+	return stop;
+}
+
+/* hc_ioeng_local: a volume read submitted by this queue thread. */
+static int local_submit(void *ctx, struct hc_io *io)
+{
+	struct fq *q = ctx;
+	struct io_uring_sqe *sqe = get_sqe(q);
+	if (!sqe)
+		return -EBUSY;
+	io_uring_prep_readv(sqe, io->fd, io->iov, io->iovcnt, io->off);
+	io_uring_sqe_set_data(sqe, (void *)((uintptr_t)io | IO_TAG));
+	HC_TSAN_RELEASE(io);
+	return 0;
+}
+
+/* Answers a request the daemon cannot parse, without libfuse. */
+static void reply_err(struct fent *e, uint64_t unique, int err)
+{
+	struct fuse_out_header *oh = (void *)e->hdr->in_out;
+	oh->len = sizeof(*oh);
+	oh->error = -err;
+	oh->unique = unique;
+	e->hdr->ring_ent_in_out.payload_sz = 0;
+	commit(e, unique);
+}
+
+static void serve(struct hc_furing *fr, struct fent *e)
+{
+	const struct fuse_in_header *in = (const void *)e->hdr->in_out;
+	uint32_t psz = e->hdr->ring_ent_in_out.payload_sz;
+	uint64_t unique = in->unique;
+	/* in->len counts the in-header, the op header (in op_in) and the payload. */
+	if (psz > fr->max_payload || in->len < sizeof(*in) + (size_t)psz ||
+	    in->len - sizeof(*in) - psz > URING_OP_IN_OUT_SZ) {
+		hc_log_ratelimited(LOG_ERR, "FUSE io_uring: request %u of %u bytes with %u "
+				   "bytes of payload: malformed", in->opcode, in->len, psz);
+		reply_err(e, unique, EIO);
+		return;
+	}
+	size_t oplen = in->len - sizeof(*in) - psz;
+	char *start = e->payload - sizeof(*in) - oplen;
+	memcpy(start + sizeof(*in), e->hdr->op_in, oplen);
+	memcpy(start, in, sizeof(*in));
+	__atomic_store_n(&e->unique, unique, __ATOMIC_RELEASE);
+	struct fuse_buf b = { .size = in->len, .mem = start };
+	fuse_session_process_buf(fr->se, &b);
+}
+
+static int ring_setup(struct fq *q)
+{
+	struct hc_furing *fr = q->fr;
+	size_t ent_sz = HDR_SPACE + ((fr->max_payload + 4095) & ~(size_t)4095);
+	q->memsz = ent_sz * fr->depth;
+	q->mem = mmap(NULL, q->memsz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (q->mem == MAP_FAILED) {
+		q->mem = NULL;
+		return -ENOMEM;
+	}
+	q->ents = calloc(fr->depth, sizeof(*q->ents));
+	if (!q->ents)
+		return -ENOMEM;
+	for (unsigned i = 0; i < fr->depth; i++) {
+		struct fent *e = &q->ents[i];
+		e->q = q;
+		e->hdr = (void *)(q->mem + i * ent_sz);
+		e->payload = q->mem + i * ent_sz + HDR_SPACE;
+		e->iov[0] = (struct iovec){ e->hdr, sizeof(*e->hdr) };
+		e->iov[1] = (struct iovec){ e->payload, fr->max_payload };
+	}
+	/*
+	 * Only this thread submits (see commit()); with DEFER_TASKRUN the
+	 * kernel's deliveries and completions run when it waits, not by
+	 * interrupting it.  Room: a command per entry, the eventfd read, and
+	 * local reads (get_sqe() flushes when they fill it).
+	 */
+	struct io_uring_params p;
+	memset(&p, 0, sizeof(p));
+	p.flags = IORING_SETUP_SQE128 | IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER |
+		  IORING_SETUP_DEFER_TASKRUN;
+	p.cq_entries = 4 * SQ_ENTRIES;
+	int err = io_uring_queue_init_params(SQ_ENTRIES, &q->ring, &p);
+	if (err == -EINVAL) {
+		memset(&p, 0, sizeof(p));
+		p.flags = IORING_SETUP_SQE128 | IORING_SETUP_CQSIZE;
+		p.cq_entries = 4 * SQ_ENTRIES;
+		err = io_uring_queue_init_params(SQ_ENTRIES, &q->ring, &p);
+	}
+	if (err)
+		return err;
+	q->ring_ok = 1;
+	for (unsigned i = 0; i < fr->depth; i++) {
+		struct io_uring_sqe *sqe = get_sqe(q);
+		if (sqe)
+			prep_cmd(sqe, fr->fd, URING_CMD_REGISTER, &q->ents[i], 0);
+	}
+	arm_kick(q);
+	err = io_uring_submit(&q->ring);
+	if (err < 0)
+		return err;
+	/* A refused REGISTER completes at once; an accepted one waits for a request. */
+	struct io_uring_cqe *cqe;
+	if (io_uring_peek_cqe(&q->ring, &cqe) == 0 && cqe->res < 0 &&
+	    io_uring_cqe_get_data(cqe) != KICK_TAG)
+		return cqe->res;
+	return 0;
+}
+
+static void queue_loop(struct fq *q)
+{
+	struct hc_furing *fr = q->fr;
+	int stopping = 0;
+	while (!stopping) {
+		int err = io_uring_submit_and_wait(&q->ring, 1);
+		if (err < 0 && err != -EINTR && err != -EAGAIN && err != -EBUSY && err != -ETIME)
+			hc_log_ratelimited(LOG_ERR, "FUSE io_uring queue %u: %s", q->qid,
+					   strerror(-err));
+		struct io_uring_cqe *cqe;
+		while (!stopping && io_uring_peek_cqe(&q->ring, &cqe) == 0) {
+			void *data = io_uring_cqe_get_data(cqe);
+			int res = cqe->res;
+			io_uring_cqe_seen(&q->ring, cqe);
+			if (data == KICK_TAG) {
+				stopping = take_pending(q);
+				if (!stopping)
+					arm_kick(q);
+				continue;
+			}
+			if ((uintptr_t)data & IO_TAG) {
+				struct hc_io *io = (void *)((uintptr_t)data & ~(uintptr_t)IO_TAG);
+				HC_TSAN_ACQUIRE(io);
+				hc_ioeng_complete_local(io->eng_priv, io, res);
+				continue;
+			}
+			struct fent *e = data;
+			if (res < 0) {
+				/* The connection went away (unmount, abort): the entry is done. */
+				if (res != -ENOTCONN && res != -ECANCELED && res != -ENODEV)
+					hc_log_ratelimited(LOG_ERR, "FUSE io_uring queue %u: %s",
+							   q->qid, strerror(-res));
+				continue;
+			}
+			/*
+			 * The thread serves its requests one after the other: a read
+			 * run inline would hold up those behind it (4k random reads
+			 * at depth 16: 13k/s with, 44k/s without), so only the last
+			 * one may.
+			 */
+			hc_ioeng_thread_busy(io_uring_cq_ready(&q->ring) > 0);
+			serve(fr, e);
+		}
+	}
+}
+
+static void *queue_main(void *arg)
+{
+	struct fq *q = arg;
+	q->self = pthread_self();
+	hc_ioeng_block_signals();
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(q->qid, &set);
+	/* An offline CPU makes no requests: its queue needs no binding. */
+	(void)pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+	q->err = ring_setup(q);
+	sem_post(&q->ready);
+	if (q->err)
+		return NULL;
+	q->local = (struct hc_ioeng_local){ .submit = local_submit, .ctx = q };
+	hc_ioeng_set_local(&q->local);
+	queue_loop(q);
+	hc_ioeng_set_local(NULL);
+	return NULL;
+}
+
+int hc_furing_start(struct hc_furing *fr, size_t max_payload)
+{
+	fr->max_payload = max_payload;
+	int err = 0;
+	for (unsigned i = 0; i < fr->nq && !err; i++) {
+		struct fq *q = &fr->q[i];
+		sem_init(&q->ready, 0, 0);
+		err = -pthread_create(&q->thread, NULL, queue_main, q);
+		if (err) {
+			sem_destroy(&q->ready);
+			break;
+		}
+		q->started = 1;
+		char name[16];
+		snprintf(name, sizeof(name), "hc-fuseq%u", i % 100000u);
+		pthread_setname_np(q->thread, name);
+		while (sem_wait(&q->ready) < 0 && errno == EINTR)
+			;
+		sem_destroy(&q->ready);
+		err = q->err;
+	}
+	if (!err)
+		__atomic_store_n(&fr->active, 1, __ATOMIC_RELEASE);
+	return err;
+}
+
+int hc_furing_reply(struct hc_furing *fr, const struct iovec *iov, int count, ssize_t *sent)
+{
+	if (!fr || !__atomic_load_n(&fr->active, __ATOMIC_ACQUIRE) || count < 1 ||
+	    iov[0].iov_len < sizeof(struct fuse_out_header))
+		return 0;
+	const struct fuse_out_header *out = iov[0].iov_base;
+	if (!out->unique)
+		return 0;	/* a notification: /dev/fuse only */
+	struct fent *e = NULL;
+	for (unsigned i = 0; i < fr->nq && !e; i++) {
+		struct fq *q = &fr->q[i];
+		if (!q->ents)
+			continue;
+		for (unsigned j = 0; j < fr->depth; j++)
+			if (__atomic_load_n(&q->ents[j].unique, __ATOMIC_ACQUIRE) == out->unique) {
+				e = &q->ents[j];
+				break;
+			}
+	}
+	if (!e)
+		return 0;
+	size_t n = 0;
+	for (int i = 1; i < count; i++) {
+		if (n + iov[i].iov_len > fr->max_payload) {
+			hc_log_ratelimited(LOG_ERR, "FUSE io_uring: reply of over %zu bytes",
+					   fr->max_payload);
+			__atomic_store_n(&e->unique, 0, __ATOMIC_RELAXED);
+			reply_err(e, out->unique, EIO);
+			*sent = -EIO;
+			return 1;
+		}
+		memcpy(e->payload + n, iov[i].iov_base, iov[i].iov_len);
+		n += iov[i].iov_len;
+	}
+	struct fuse_out_header *oh = (void *)e->hdr->in_out;
+	oh->len = (uint32_t)(sizeof(*oh) + n);
+	oh->error = out->error;
+	oh->unique = out->unique;
+	e->hdr->ring_ent_in_out.payload_sz = (uint32_t)n;
+	__atomic_store_n(&e->unique, 0, __ATOMIC_RELAXED);
+	commit(e, out->unique);
+	*sent = (ssize_t)(sizeof(*oh) + n);
+	return 1;
+}
+
+int hc_furing_active(const struct hc_furing *fr)
+{
+	return fr && __atomic_load_n(&fr->active, __ATOMIC_ACQUIRE);
+}
+
+unsigned hc_furing_queues(const struct hc_furing *fr)
+{
+	return fr ? fr->nq : 0;
+}
+
+unsigned hc_furing_depth(const struct hc_furing *fr)
+{
+	return fr ? fr->depth : 0;
+}
+
+void hc_furing_destroy(struct hc_furing *fr)
+{
+	if (!fr)
+		return;
+	__atomic_store_n(&fr->active, 0, __ATOMIC_RELEASE);
+	for (unsigned i = 0; i < fr->nq; i++) {
+		struct fq *q = &fr->q[i];
+		if (!q->started)
+			continue;
+		pthread_mutex_lock(&q->lock);
+		q->stop = 1;
+		pthread_mutex_unlock(&q->lock);
+		kick(q);
+		pthread_join(q->thread, NULL);
+	}
+	for (unsigned i = 0; i < fr->nq; i++) {
+		struct fq *q = &fr->q[i];
+		if (q->ring_ok)
+			io_uring_queue_exit(&q->ring);
+		if (q->mem)
+			munmap(q->mem, q->memsz);
+		if (q->efd >= 0)
+			close(q->efd);
+		free(q->ents);
+		pthread_mutex_destroy(&q->lock);
+	}
+	free(fr->q);
+	free(fr);
+}

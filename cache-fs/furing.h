@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * FUSE over io_uring (Linux 6.14+): requests arrive in per-CPU rings of
+ * registered buffers instead of through read(2) of /dev/fuse, and a reply
+ * is committed together with the fetch of the next request.  See DOC:
+ * FUSE over io_uring in furing.c.
+ */
+#ifndef HC_FURING_H
+#define HC_FURING_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+struct fuse_session;
+struct hc_furing;
+
+/* The INIT flag (in flags2 as bit 41 - 32) and where the kernel's switch is. */
+#define HC_FUSE_OVER_IO_URING (1ULL << 41)
+#define HC_FURING_PARAM "/sys/module/fuse/parameters/enable_uring"
+
+/*
+ * Creates the (idle) queues for session se talking to /dev/fuse fd; volume
+ * reads their threads submit go to their own rings (hc_ioeng_set_local()).
+ * Nothing is registered until hc_furing_start().  Returns 0 or -errno.
+ */
+int hc_furing_create(struct fuse_session *se, int fd, struct hc_furing **out);
+
+/*
+ * After the kernel accepted FUSE_OVER_IO_URING in the INIT reply: registers
+ * every queue's buffers (payload of max_payload bytes each) and starts the
+ * queue threads.  Returns 0 or -errno; on error requests keep coming through
+ * /dev/fuse.
+ */
+int hc_furing_start(struct hc_furing *fr, size_t max_payload);
+
+/*
+ * The reply hook: when iov[0]'s fuse_out_header answers a request that came
+ * through a ring, copies the reply into that request's buffers, commits it
+ * and returns 1 (*sent = bytes); returns 0 for requests that came through
+ * /dev/fuse and for notifications.
+ */
+int hc_furing_reply(struct hc_furing *fr, const struct iovec *iov, int count, ssize_t *sent);
+
+/* 1 once every queue is registered and serving. */
+int hc_furing_active(const struct hc_furing *fr);
+unsigned hc_furing_queues(const struct hc_furing *fr);
+unsigned hc_furing_depth(const struct hc_furing *fr);
+
+/* Stops the queue threads (after the session loop returned) and frees. */
+void hc_furing_destroy(struct hc_furing *fr);
+
+#endif
