@@ -265,6 +265,7 @@ static int op_status(struct req *r)
 	int kp = __atomic_load_n(&fs->killpriv_v2, __ATOMIC_RELAXED);
 	json_object_object_add(o, "fuse_killpriv_v2", json_object_new_boolean(kp));
 	add_u64(o, "fuse_uring_queues", __atomic_load_n(&fs->fuse_uring_queues, __ATOMIC_RELAXED));
+	add_u64(o, "fuse_uring_replies", __atomic_load_n(&fs->fuse_uring_replies, __ATOMIC_RELAXED));
 	struct json_object *mrc = json_object_new_object();
 	add_str(mrc, "mode", c->info.mrc_mode);
 	add_u64(mrc, "ghost_bytes", c->info.ghost_bytes);

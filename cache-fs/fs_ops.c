@@ -657,7 +657,7 @@ static ssize_t io_read(int fd, void *buf, size_t len, void *userdata)
 }
 
 /* The INIT reply: what libfuse 3.14 cannot ask for; 1 when rings are wanted. */
-static int edit_init_reply(struct hc_daemon *d, struct fuse_init_out *io, size_t *payload)
+static int edit_init_reply(struct hc_daemon *d, struct fuse_init_out *io)
 {
 	if (init_flags & FUSE_HANDLE_KILLPRIV_V2) {
 		io->flags |= FUSE_HANDLE_KILLPRIV_V2;
@@ -666,39 +666,45 @@ static int edit_init_reply(struct hc_daemon *d, struct fuse_init_out *io, size_t
 	uint32_t bit = (uint32_t)(HC_FUSE_OVER_IO_URING >> 32);
 	if (!furing || !(init_flags2 & bit) || !(io->flags & FUSE_INIT_EXT))
 		return 0;
-	io->flags2 |= bit;
 	/* The kernel's payload size: max(FUSE_MIN_READ_BUFFER, max_write, max_pages pages). */
 	size_t p = 8192;
 	if (io->max_write > p)
 		p = io->max_write;
 	if ((size_t)io->max_pages * 4096 > p)
 		p = (size_t)io->max_pages * 4096;
-	*payload = p;
+	int err = hc_furing_prepare(furing, p);
+	if (err) {
+		hc_log(LOG_WARNING, "FUSE over io_uring: %s (requests keep coming through "
+		       "/dev/fuse)", strerror(-err));
+		return 0;
+	}
+	io->flags2 |= bit;
 	return 1;
 }
 
 static ssize_t io_writev(int fd, struct iovec *iov, int count, void *userdata)
 {
+	struct hc_daemon *d = userdata;
 	ssize_t sent;
-	if (hc_furing_reply(furing, iov, count, &sent))
+	if (hc_furing_reply(furing, iov, count, &sent)) {
+		__atomic_fetch_add(&d->fs->fuse_uring_replies, 1, __ATOMIC_RELAXED);
 		return sent;
+	}
 	uint64_t u = __atomic_load_n(&init_unique, __ATOMIC_ACQUIRE);
 	int rings = 0;
-	size_t payload = 0;
-	struct hc_daemon *d = userdata;
 	if (u && count >= 2 && iov[0].iov_len >= sizeof(struct fuse_out_header) &&
 	    iov[1].iov_len >= offsetof(struct fuse_init_out, flags2) + sizeof(uint32_t)) {
 		const struct fuse_out_header *out = iov[0].iov_base;
 		if (out->unique == u) {
 			if (out->error == 0)
-				rings = edit_init_reply(d, iov[1].iov_base, &payload);
+				rings = edit_init_reply(d, iov[1].iov_base);
 			__atomic_store_n(&init_unique, 0, __ATOMIC_RELAXED);
 		}
 	}
 	ssize_t r = writev(fd, iov, count);
 	if (rings && r >= 0) {
 		/* The kernel took the INIT reply: its rings can be registered now. */
-		int err = hc_furing_start(furing, payload);
+		int err = hc_furing_start(furing);
 		if (err)
 			hc_log(LOG_WARNING, "FUSE over io_uring: %s (requests keep coming "
 			       "through /dev/fuse)", strerror(-err));

@@ -119,8 +119,9 @@ struct fq {
 	struct fent *ents;
 	char *mem;
 	size_t memsz;
-	int err;			/* registration result, for start() */
-	sem_t ready;
+	int err;			/* set-up, then registration result */
+	sem_t ready;			/* posted after each */
+	sem_t go;			/* start(): register now */
 };
 
 struct hc_furing {
@@ -130,6 +131,7 @@ struct hc_furing {
 	unsigned depth;
 	size_t max_payload;
 	int active;			/* atomic */
+	int abandon;			/* atomic: destroy() before start() */
 	struct fq *q;
 };
 
@@ -187,6 +189,8 @@ int hc_furing_create(struct fuse_session *se, int fd, struct hc_furing **out)
 		fr->q[i].qid = i;
 		fr->q[i].efd = -1;
 		pthread_mutex_init(&fr->q[i].lock, NULL);
+		sem_init(&fr->q[i].ready, 0, 0);
+		sem_init(&fr->q[i].go, 0, 0);
 	}
 	for (unsigned i = 0; i < fr->nq; i++) {
 		fr->q[i].efd = eventfd(0, EFD_CLOEXEC);
@@ -383,16 +387,25 @@ static int ring_setup(struct fq *q)
 	if (err)
 		return err;
 	q->ring_ok = 1;
-	for (unsigned i = 0; i < fr->depth; i++) {
+	return 0;
+}
+
+/*
+ * Registers the queue's entries.  A refused REGISTER completes at once (an
+ * accepted one waits for a request), and makes the kernel give up the
+ * rings for /dev/fuse.
+ */
+static int ring_register(struct fq *q)
+{
+	for (unsigned i = 0; i < q->fr->depth; i++) {
 		struct io_uring_sqe *sqe = get_sqe(q);
 		if (sqe)
-			prep_cmd(sqe, fr->fd, URING_CMD_REGISTER, &q->ents[i], 0);
+			prep_cmd(sqe, q->fr->fd, URING_CMD_REGISTER, &q->ents[i], 0);
 	}
 	arm_kick(q);
-	err = io_uring_submit(&q->ring);
+	int err = io_uring_submit(&q->ring);
 	if (err < 0)
 		return err;
-	/* A refused REGISTER completes at once; an accepted one waits for a request. */
 	struct io_uring_cqe *cqe;
 	if (io_uring_peek_cqe(&q->ring, &cqe) == 0 && cqe->res < 0 &&
 	    io_uring_cqe_get_data(cqe) != KICK_TAG)
@@ -446,6 +459,12 @@ static void queue_loop(struct fq *q)
 	}
 }
 
+static void wait_sem(sem_t *sem)
+{
+	while (sem_wait(sem) < 0 && errno == EINTR)
+		;
+}
+
 static void *queue_main(void *arg)
 {
 	struct fq *q = arg;
@@ -460,6 +479,13 @@ static void *queue_main(void *arg)
 	sem_post(&q->ready);
 	if (q->err)
 		return NULL;
+	wait_sem(&q->go);
+	if (__atomic_load_n(&q->fr->abandon, __ATOMIC_ACQUIRE))
+		return NULL;
+	q->err = ring_register(q);
+	sem_post(&q->ready);
+	if (q->err)
+		return NULL;
 	q->local = (struct hc_ioeng_local){ .submit = local_submit, .ctx = q };
 	hc_ioeng_set_local(&q->local);
 	queue_loop(q);
@@ -467,26 +493,40 @@ static void *queue_main(void *arg)
 	return NULL;
 }
 
-int hc_furing_start(struct hc_furing *fr, size_t max_payload)
+/*
+ * Everything but the registration, before FUSE_OVER_IO_URING goes into the
+ * INIT reply: once the kernel has it, requests wait until every queue is
+ * registered or a registration fails, so a ring that cannot even be made
+ * (io_uring disabled, no memory) must be found out first.
+ */
+int hc_furing_prepare(struct hc_furing *fr, size_t max_payload)
 {
 	fr->max_payload = max_payload;
 	int err = 0;
 	for (unsigned i = 0; i < fr->nq && !err; i++) {
 		struct fq *q = &fr->q[i];
-		sem_init(&q->ready, 0, 0);
 		err = -pthread_create(&q->thread, NULL, queue_main, q);
-		if (err) {
-			sem_destroy(&q->ready);
+		if (err)
 			break;
-		}
 		q->started = 1;
 		char name[16];
 		snprintf(name, sizeof(name), "hc-fuseq%u", i % 100000u);
 		pthread_setname_np(q->thread, name);
-		while (sem_wait(&q->ready) < 0 && errno == EINTR)
-			;
-		sem_destroy(&q->ready);
+		wait_sem(&q->ready);
 		err = q->err;
+	}
+	return err;
+}
+
+int hc_furing_start(struct hc_furing *fr)
+{
+	for (unsigned i = 0; i < fr->nq; i++)
+		sem_post(&fr->q[i].go);
+	int err = 0;
+	for (unsigned i = 0; i < fr->nq; i++) {
+		wait_sem(&fr->q[i].ready);
+		if (fr->q[i].err && !err)
+			err = fr->q[i].err;
 	}
 	if (!err)
 		__atomic_store_n(&fr->active, 1, __ATOMIC_RELEASE);
@@ -557,11 +597,14 @@ void hc_furing_destroy(struct hc_furing *fr)
 {
 	if (!fr)
 		return;
-	__atomic_store_n(&fr->active, 0, __ATOMIC_RELEASE);
+	int was_active = __atomic_exchange_n(&fr->active, 0, __ATOMIC_ACQ_REL);
+	__atomic_store_n(&fr->abandon, 1, __ATOMIC_RELEASE);
 	for (unsigned i = 0; i < fr->nq; i++) {
 		struct fq *q = &fr->q[i];
 		if (!q->started)
 			continue;
+		if (!was_active)
+			sem_post(&q->go);	/* may still wait there: it returns */
 		pthread_mutex_lock(&q->lock);
 		q->stop = 1;
 		pthread_mutex_unlock(&q->lock);
@@ -578,6 +621,8 @@ void hc_furing_destroy(struct hc_furing *fr)
 			close(q->efd);
 		free(q->ents);
 		pthread_mutex_destroy(&q->lock);
+		sem_destroy(&q->ready);
+		sem_destroy(&q->go);
 	}
 	free(fr->q);
 	free(fr);

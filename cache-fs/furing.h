@@ -27,12 +27,18 @@ struct hc_furing;
 int hc_furing_create(struct fuse_session *se, int fd, struct hc_furing **out);
 
 /*
- * After the kernel accepted FUSE_OVER_IO_URING in the INIT reply: registers
- * every queue's buffers (payload of max_payload bytes each) and starts the
- * queue threads.  Returns 0 or -errno; on error requests keep coming through
- * /dev/fuse.
+ * Before FUSE_OVER_IO_URING goes into the INIT reply: starts the queue
+ * threads, which make their rings and buffers (payload of max_payload bytes
+ * each).  Returns 0 or -errno (then the reply must not ask for rings).
  */
-int hc_furing_start(struct hc_furing *fr, size_t max_payload);
+int hc_furing_prepare(struct hc_furing *fr, size_t max_payload);
+
+/*
+ * After the kernel took the INIT reply: every queue registers its buffers
+ * and starts serving.  Returns 0 or -errno; after an error the kernel has
+ * given up the rings and requests keep coming through /dev/fuse.
+ */
+int hc_furing_start(struct hc_furing *fr);
 
 /*
  * The reply hook: when iov[0]'s fuse_out_header answers a request that came

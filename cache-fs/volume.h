@@ -137,6 +137,7 @@ struct hc_fs {
 	int writethrough;
 	int killpriv_v2;		/* atomic, set at FUSE INIT (fs_ops.c): no getxattr per copy */
 	unsigned fuse_uring_queues;	/* atomic: FUSE over io_uring queues serving, 0 if off */
+	uint64_t fuse_uring_replies;	/* atomic: requests answered through them */
 	int mrc_on;			/* each domain has a curve */
 	struct hc_mrc_config mrc_cfg;
 	struct hc_node root;

@@ -571,7 +571,9 @@ static int show_status(struct ctx *c, struct json_object *r)
 	if (jget(r, "fuse_uring_queues")) {
 		uint64_t nq = ju(r, "fuse_uring_queues");
 		trow(&t, "requests through",
-		     nq ? fmt("io_uring, %" PRIu64 " queues (one per CPU)", nq) : "/dev/fuse");
+		     nq ? fmt("io_uring, %" PRIu64 " queues (one per CPU), %" PRIu64 " answered",
+			      nq, ju(r, "fuse_uring_replies"))
+			: "/dev/fuse");
 	}
 	tprint(&t);
 	return 0;

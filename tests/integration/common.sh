@@ -34,6 +34,7 @@ HC_LOOPS=()	# loop devices we attached
 HC_CGROUPS=()	# cgroup directories we created
 HC_MOUNTS=()	# mountpoints we mounted
 HC_PIDS=()	# daemons (and other processes) we started
+HC_UNDO=()	# commands undoing settings we changed, run last (newest first)
 
 hc_cleanup() {
 	local rc=$?
@@ -60,6 +61,9 @@ hc_cleanup() {
 		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 		kill -9 "$pid" 2>/dev/null
 	done
+	for ((i = ${#HC_UNDO[@]} - 1; i >= 0; i--)); do
+		eval "${HC_UNDO[i]}"
+	done
 	rm -rf "$HC_SCRATCH"
 	exit $rc
 }
@@ -81,6 +85,7 @@ hc_mount() {
 	local i
 	for i in $(seq 100); do
 		if grep -q " $mnt fuse" /proc/mounts; then
+			hc_check_rings "$mnt" queues "$@"
 			return 0
 		fi
 		kill -0 "$HC_DAEMON_PID" 2>/dev/null || break
@@ -100,9 +105,29 @@ hc_forget_pid() {
 	HC_PIDS=("${keep[@]}")
 }
 
+# hc_check_rings MOUNTPOINT queues|replies [hecache-fs options]: with
+# HC_EXPECT_FUSE_URING=N set (fuse_uring.sh), fails unless the mount serves
+# through N FUSE io_uring queues / has answered requests through them.
+hc_check_rings() {
+	local mnt=$1 what=$2 v
+	shift 2
+	[ -n "${HC_EXPECT_FUSE_URING:-}" ] || return 0
+	case " $* " in *no_fuse_uring* | *" -s "*) return 0 ;; esac
+	v=$("$HC_TOOLS/hectl" -m "$mnt" --json status |
+		python3 -c "import json,sys; print(json.load(sys.stdin)['fuse_uring_$what'])") ||
+		hc_fail "hectl status on $mnt failed"
+	if [ "$what" = queues ]; then
+		[ "$v" = "$HC_EXPECT_FUSE_URING" ] ||
+			hc_fail "$mnt serves through $v FUSE io_uring queues, not $HC_EXPECT_FUSE_URING"
+	else
+		[ "$v" -gt 0 ] || hc_fail "$mnt answered no request through its FUSE io_uring queues"
+	fi
+}
+
 # hc_umount MOUNTPOINT: unmounts and waits for our daemon to exit cleanly.
 hc_umount() {
 	local mnt=$1
+	hc_check_rings "$mnt" replies
 	fusermount3 -u "$mnt" || hc_fail "fusermount3 -u $mnt failed"
 	local rc=0
 	wait "$HC_DAEMON_PID" || rc=$?
