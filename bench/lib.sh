@@ -11,6 +11,7 @@ B_MOUNTS=()	# mountpoints we mounted
 B_PIDS=()	# daemons we started
 B_SCRATCH=""	# our scratch directory
 B_JOB=""	# the workload running now (b_run)
+B_UNDO=()	# commands putting back settings we changed (run last, newest first)
 
 b_log() { printf '%s bench: %s\n' "$(date +%T)" "$*" >&2; }
 b_die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
@@ -62,6 +63,7 @@ b_cleanup() {
 		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 		kill -9 "$pid" 2>/dev/null
 	done
+	for ((i = ${#B_UNDO[@]} - 1; i >= 0; i--)); do eval "${B_UNDO[i]}"; done
 	if [ -n "$B_SCRATCH" ] && [ -d "$B_SCRATCH" ]; then
 		# never descend into a mount that refused to go away
 		if awk -v s="$B_SCRATCH/" 'index($2, s) == 1 { f = 1 } END { exit !f }' /proc/mounts; then
@@ -71,6 +73,18 @@ b_cleanup() {
 		fi
 	fi
 	exit "$rc"
+}
+
+# b_fuse_uring_on: lets FUSE servers that ask for it take their requests
+# through io_uring (fuse.enable_uring, Linux 6.14+; hecache-fs does, libfuse
+# 3.14's passthrough_ll cannot), put back at exit.  Prints "on" or why not.
+B_FUSE_URING_PARAM=/sys/module/fuse/parameters/enable_uring
+b_fuse_uring_on() {
+	[ -e "$B_FUSE_URING_PARAM" ] || { echo "off (kernel without it)"; return; }
+	local old
+	old=$(cat "$B_FUSE_URING_PARAM")
+	B_UNDO+=("echo '$old' >'$B_FUSE_URING_PARAM'")
+	if echo Y >"$B_FUSE_URING_PARAM" 2>/dev/null; then echo on; else echo "off (cannot set $B_FUSE_URING_PARAM)"; fi
 }
 
 # b_run CMD...: runs a workload as a background job and waits for it.  A

@@ -33,6 +33,7 @@ BUILD=${HECACHE_BUILDDIR:-$TOP}
 HC_IO=${BENCH_HC_IO:-}
 PTLL_DIRECT_READS=${BENCH_PTLL_DIRECT_READS:-1}
 PTLL_DIRECT=${BENCH_PTLL_DIRECT:-auto}
+FUSE_URING=${BENCH_FUSE_URING:-1}
 case $PTLL_DIRECT in auto | 0 | 1) ;; *) b_die "BENCH_PTLL_DIRECT: auto, 0 or 1" ;; esac
 ALL_PEERS=(plain passthrough_ll hecache-fs)
 
@@ -41,6 +42,7 @@ ALL_PEERS=(plain passthrough_ll hecache-fs)
 [[ "$SWAP_RUNS" =~ ^[1-9][0-9]*$ ]] || b_die "BENCH_SWAP_RUNS must be a positive number"
 [[ "$SWAP_FLOOR" =~ ^[01]$ ]] || b_die "BENCH_SWAP_FLOOR must be 0 or 1"
 [[ "$READ_REFILL" =~ ^[01]$ ]] || b_die "BENCH_READ_REFILL must be 0 or 1"
+[[ "$FUSE_URING" =~ ^[01]$ ]] || b_die "BENCH_FUSE_URING must be 0 or 1"
 [[ "$HOG_PASSES" =~ ^[1-9][0-9]*$ ]] || b_die "BENCH_HOG_PASSES must be a positive number"
 for v in SIZE SWAP_SIZE SWAP_CACHE HOG CG_LIMIT; do
 	b=$(b_bytes "${!v}") && [ "$b" -ge 1048576 ] ||
@@ -98,6 +100,8 @@ trap 'exit 143' TERM
 # Workloads run through b_run, so a trapped signal interrupts the wait at
 # once; as a backstop, a workload that died of SIGINT/SIGTERM ends the run.
 interrupted() { case $1 in 130) exit 130 ;; 143) exit 143 ;; esac; }
+if [ "$FUSE_URING" = 1 ]; then FU_STATE=$(b_fuse_uring_on); else FU_STATE="off (BENCH_FUSE_URING=0)"; fi
+b_log "FUSE over io_uring: $FU_STATE"
 FSTYPE=$(findmnt -n -o FSTYPE -T "$W" 2>/dev/null || stat -f -c %T "$W")
 [ "$FSTYPE" = tmpfs ] && b_log "warning: $BASE is tmpfs; the peers should sit on a real disk (BENCH_DIR)"
 need=$((3 * SIZE_B + 3 * SWAP_SIZE_B))
@@ -617,6 +621,7 @@ TABLE=$RAW/table.txt
 	echo "hecache bench, $(date '+%F %T %Z'), $(uname -r), $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), backing $FSTYPE in $BASE"
 	echo "fio: $SIZE file, ${RUNTIME}s per job, libaio; hecache-fs cache=$((FIO_CACHE_K / 1024))M (fio), $SWAP_CACHE (swap)"
 	has_phase swap && echo "swap: $SWAP_SIZE swap volume on a loop device per peer, swapon -p 32767, hc-swaphog -p $HOG_PASSES $HOG in a $CG_LIMIT memory cgroup, median of $SWAP_RUNS runs"
+	echo "FUSE over io_uring (fuse.enable_uring): $FU_STATE; only hecache-fs asks for it (libfuse 3.14 cannot)"
 	echo "ratio = hecache-fs / passthrough_ll for IOPS and MB/s, passthrough_ll / hecache-fs for p99"
 	echo "latency and wall time: > 1.00 means hecache-fs is better in every row."
 	echo

@@ -89,6 +89,7 @@ struct uring_cmd_req {
 #define MAX_DEPTH 16u		/* entries per queue */
 #define MAX_ENTRIES 64u		/* in all: each holds max_payload of locked memory */
 #define SQ_ENTRIES 64u
+#define MAX_QUEUES 64u		/* possible CPUs; beyond, /dev/fuse */
 
 struct fq;
 
@@ -113,6 +114,7 @@ struct fq {
 	uint64_t kick_buf;
 	struct hc_ioeng_local local;
 	unsigned qid;
+	unsigned depth;			/* entries */
 	int stop;
 	int ring_ok;
 	int started;
@@ -128,42 +130,44 @@ struct hc_furing {
 	struct fuse_session *se;
 	int fd;
 	unsigned nq;
-	unsigned depth;
+	unsigned depth;			/* entries of an online CPU's queue */
 	size_t max_payload;
-	int active;			/* atomic */
+	int active;			/* atomic: replies may be the rings' (from start() on) */
 	int abandon;			/* atomic: destroy() before start() */
 	struct fq *q;
 };
 
-/* Number of possible CPUs: the kernel makes one queue for each (nr_cpu_ids). */
-static unsigned possible_cpus(void)
+/*
+ * Reads a CPU list file ("0-3,5"); marks the CPUs below n in set (if not
+ * NULL) and returns the highest CPU plus one, 0 when unreadable.
+ */
+static unsigned cpu_list(const char *path, unsigned char *set, unsigned n)
 {
-	FILE *f = fopen("/sys/devices/system/cpu/possible", "re");
-	unsigned n = 0;
-	if (f) {
-		char buf[256];
-		if (fgets(buf, sizeof(buf), f)) {
-			/* "0-3,5" style list: the highest CPU plus one. */
-			char *p = buf;
-			while (*p) {
-				char *end;
-				unsigned long v = strtoul(p, &end, 10);
-				if (end == p)
-					break;
-				if (v + 1 > n)
-					n = (unsigned)v + 1;
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return 0;
+	char buf[4096];
+	unsigned top = 0;
+	if (fgets(buf, sizeof(buf), f)) {
+		char *p = buf;
+		while (*p >= '0' && *p <= '9') {
+			char *end;
+			unsigned long lo = strtoul(p, &end, 10), hi = lo;
+			p = end;
+			if (*p == '-') {
+				hi = strtoul(p + 1, &end, 10);
 				p = end;
-				while (*p == ',' || *p == '-' || *p == '\n')
-					p++;
 			}
+			if (hi + 1 > top)
+				top = hi + 1 > 1u << 20 ? 1u << 20 : (unsigned)hi + 1;
+			for (unsigned long c = lo; set && c <= hi && c < n; c++)
+				set[c] = 1;
+			if (*p == ',')
+				p++;
 		}
-		fclose(f);
 	}
-	if (!n) {
-		long c = sysconf(_SC_NPROCESSORS_CONF);
-		n = c > 0 ? (unsigned)c : 1;
-	}
-	return n;
+	fclose(f);
+	return top;
 }
 
 int hc_furing_create(struct fuse_session *se, int fd, struct hc_furing **out)
@@ -173,8 +177,23 @@ int hc_furing_create(struct fuse_session *se, int fd, struct hc_furing **out)
 		return -ENOMEM;
 	fr->se = se;
 	fr->fd = fd;
-	fr->nq = possible_cpus();
-	fr->depth = MAX_ENTRIES / fr->nq;
+	/* The kernel makes a queue per possible CPU (nr_cpu_ids) and uses them all. */
+	fr->nq = cpu_list("/sys/devices/system/cpu/possible", NULL, 0);
+	if (!fr->nq) {
+		long c = sysconf(_SC_NPROCESSORS_CONF);
+		fr->nq = c > 0 ? (unsigned)c : 1;
+	}
+	if (fr->nq > MAX_QUEUES) {
+		free(fr);
+		return -E2BIG;
+	}
+	unsigned char online[MAX_QUEUES] = { 0 };
+	unsigned non = 0;
+	if (!cpu_list("/sys/devices/system/cpu/online", online, fr->nq))
+		memset(online, 1, sizeof(online));
+	for (unsigned i = 0; i < fr->nq; i++)
+		non += online[i];
+	fr->depth = non ? MAX_ENTRIES / non : MAX_DEPTH;
 	if (fr->depth > MAX_DEPTH)
 		fr->depth = MAX_DEPTH;
 	if (fr->depth < 2)
@@ -187,6 +206,8 @@ int hc_furing_create(struct fuse_session *se, int fd, struct hc_furing **out)
 	for (unsigned i = 0; i < fr->nq; i++) {
 		fr->q[i].fr = fr;
 		fr->q[i].qid = i;
+		/* An offline CPU's queue must exist; one entry does until it comes up. */
+		fr->q[i].depth = online[i] ? fr->depth : 1;
 		fr->q[i].efd = -1;
 		pthread_mutex_init(&fr->q[i].lock, NULL);
 		sem_init(&fr->q[i].ready, 0, 0);
@@ -349,16 +370,16 @@ static int ring_setup(struct fq *q)
 {
 	struct hc_furing *fr = q->fr;
 	size_t ent_sz = HDR_SPACE + ((fr->max_payload + 4095) & ~(size_t)4095);
-	q->memsz = ent_sz * fr->depth;
+	q->memsz = ent_sz * q->depth;
 	q->mem = mmap(NULL, q->memsz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (q->mem == MAP_FAILED) {
 		q->mem = NULL;
 		return -ENOMEM;
 	}
-	q->ents = calloc(fr->depth, sizeof(*q->ents));
+	q->ents = calloc(q->depth, sizeof(*q->ents));
 	if (!q->ents)
 		return -ENOMEM;
-	for (unsigned i = 0; i < fr->depth; i++) {
+	for (unsigned i = 0; i < q->depth; i++) {
 		struct fent *e = &q->ents[i];
 		e->q = q;
 		e->hdr = (void *)(q->mem + i * ent_sz);
@@ -397,7 +418,7 @@ static int ring_setup(struct fq *q)
  */
 static int ring_register(struct fq *q)
 {
-	for (unsigned i = 0; i < q->fr->depth; i++) {
+	for (unsigned i = 0; i < q->depth; i++) {
 		struct io_uring_sqe *sqe = get_sqe(q);
 		if (sqe)
 			prep_cmd(sqe, q->fr->fd, URING_CMD_REGISTER, &q->ents[i], 0);
@@ -520,6 +541,12 @@ int hc_furing_prepare(struct hc_furing *fr, size_t max_payload)
 
 int hc_furing_start(struct hc_furing *fr)
 {
+	/*
+	 * Before the first REGISTER: the kernel starts handing out requests as
+	 * soon as the last queue is registered, possibly before this returns,
+	 * and a reply hc_furing_reply() did not take would be lost.
+	 */
+	__atomic_store_n(&fr->active, 1, __ATOMIC_RELEASE);
 	for (unsigned i = 0; i < fr->nq; i++)
 		sem_post(&fr->q[i].go);
 	int err = 0;
@@ -528,8 +555,6 @@ int hc_furing_start(struct hc_furing *fr)
 		if (fr->q[i].err && !err)
 			err = fr->q[i].err;
 	}
-	if (!err)
-		__atomic_store_n(&fr->active, 1, __ATOMIC_RELEASE);
 	return err;
 }
 
@@ -546,7 +571,7 @@ int hc_furing_reply(struct hc_furing *fr, const struct iovec *iov, int count, ss
 		struct fq *q = &fr->q[i];
 		if (!q->ents)
 			continue;
-		for (unsigned j = 0; j < fr->depth; j++)
+		for (unsigned j = 0; j < q->depth; j++)
 			if (__atomic_load_n(&q->ents[j].unique, __ATOMIC_ACQUIRE) == out->unique) {
 				e = &q->ents[j];
 				break;
@@ -576,11 +601,6 @@ int hc_furing_reply(struct hc_furing *fr, const struct iovec *iov, int count, ss
 	commit(e, out->unique);
 	*sent = (ssize_t)(sizeof(*oh) + n);
 	return 1;
-}
-
-int hc_furing_active(const struct hc_furing *fr)
-{
-	return fr && __atomic_load_n(&fr->active, __ATOMIC_ACQUIRE);
 }
 
 unsigned hc_furing_queues(const struct hc_furing *fr)

@@ -20,7 +20,8 @@ struct hc_furing;
 #define HC_FURING_PARAM "/sys/module/fuse/parameters/enable_uring"
 
 /*
- * Creates the (idle) queues for session se talking to /dev/fuse fd; volume
+ * Creates the (idle) queues for session se talking to /dev/fuse fd, one per
+ * possible CPU (-E2BIG beyond 64: their buffers would lock too much); volume
  * reads their threads submit go to their own rings (hc_ioeng_set_local()).
  * Nothing is registered until hc_furing_start().  Returns 0 or -errno.
  */
@@ -48,8 +49,6 @@ int hc_furing_start(struct hc_furing *fr);
  */
 int hc_furing_reply(struct hc_furing *fr, const struct iovec *iov, int count, ssize_t *sent);
 
-/* 1 once every queue is registered and serving. */
-int hc_furing_active(const struct hc_furing *fr);
 unsigned hc_furing_queues(const struct hc_furing *fr);
 unsigned hc_furing_depth(const struct hc_furing *fr);
 

@@ -420,8 +420,14 @@ int main(int argc, char *argv[])
 	if (fuse_session_mount(se, o.mountpoint) != 0)
 		goto out_signals;
 	mounted = 1;
-	if (!o.single && !o.no_fuse_uring && hc_furing_create(se, fuse_session_fd(se), &furing) != 0)
-		furing = NULL;
+	if (!o.single && !o.no_fuse_uring) {
+		err = hc_furing_create(se, fuse_session_fd(se), &furing);
+		if (err) {
+			hc_log(LOG_WARNING, "FUSE over io_uring: %s (requests come through /dev/fuse)",
+			       err == -E2BIG ? "more than 64 possible CPUs" : strerror(-err));
+			furing = NULL;
+		}
+	}
 	err = hc_fs_ops_attach_io(se, furing);
 	if (err)
 		hc_log(LOG_WARNING, "FUSE session I/O hooks: %s (each copy_file_range will cost a "

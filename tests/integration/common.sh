@@ -113,9 +113,15 @@ hc_check_rings() {
 	shift 2
 	[ -n "${HC_EXPECT_FUSE_URING:-}" ] || return 0
 	case " $* " in *no_fuse_uring* | *" -s "*) return 0 ;; esac
-	v=$("$HC_TOOLS/hectl" -m "$mnt" --json status |
-		python3 -c "import json,sys; print(json.load(sys.stdin)['fuse_uring_$what'])") ||
-		hc_fail "hectl status on $mnt failed"
+	local i
+	# The rings start once the kernel has the INIT reply, after the mount shows.
+	for i in $(seq 50); do
+		v=$("$HC_TOOLS/hectl" -m "$mnt" --json status |
+			python3 -c "import json,sys; print(json.load(sys.stdin)['fuse_uring_$what'])") ||
+			hc_fail "hectl status on $mnt failed"
+		[ "$what" = queues ] && [ "$v" != "$HC_EXPECT_FUSE_URING" ] && { sleep 0.1; continue; }
+		break
+	done
 	if [ "$what" = queues ]; then
 		[ "$v" = "$HC_EXPECT_FUSE_URING" ] ||
 			hc_fail "$mnt serves through $v FUSE io_uring queues, not $HC_EXPECT_FUSE_URING"

@@ -29,7 +29,12 @@ status() { "$HECTL" -m "$1" --json status | python3 -c "import json,sys; print(j
 BACK=$HC_SCRATCH/backing
 MNT=$HC_SCRATCH/mnt
 hc_mount "$BACK" "$MNT" -o cache=16M
-q=$(status "$MNT" fuse_uring_queues)
+stat "$MNT" >/dev/null	# a request: the kernel has had the INIT reply
+for _ in $(seq 50); do
+	q=$(status "$MNT" fuse_uring_queues)
+	[ "$q" = "$ncpu" ] && break
+	sleep 0.1
+done
 [ "$q" = "$ncpu" ] || hc_fail "fuse_uring_queues is $q, expected one per possible CPU ($ncpu); log: $(tail -3 "$HC_SCRATCH/daemon.log")"
 grep -q "FUSE over io_uring: $ncpu queues" "$HC_SCRATCH/daemon.log" ||
 	hc_fail "the daemon did not log its rings: $(tail -3 "$HC_SCRATCH/daemon.log")"

@@ -27,6 +27,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
+#include <liburing.h>
 
 #include "hecache/format.h"
 #include "ioeng.h"
@@ -606,6 +607,105 @@ START_TEST(test_io_inline_when_idle)
 }
 END_TEST
 
+/* A thread's own ring for hc_ioeng_set_local(): a real io_uring reaped here. */
+struct own_ring {
+	struct io_uring ring;
+	int submitted;
+};
+
+static int own_submit(void *ctx, struct hc_io *io)
+{
+	struct own_ring *o = ctx;
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&o->ring);
+	if (!sqe)
+		return -EBUSY;
+	io_uring_prep_readv(sqe, io->fd, io->iov, io->iovcnt, io->off);
+	io_uring_sqe_set_data(sqe, io);
+	o->submitted++;
+	return io_uring_submit(&o->ring) == 1 ? 0 : -EIO;
+}
+
+/* Reaps one completion of the own ring and completes it as the owner does. */
+static void own_reap(struct hc_ioeng *e, struct own_ring *o)
+{
+	struct io_uring_cqe *cqe;
+	ck_assert_int_eq(io_uring_wait_cqe(&o->ring, &cqe), 0);
+	struct hc_io *io = io_uring_cqe_get_data(cqe);
+	int res = cqe->res;
+	io_uring_cqe_seen(&o->ring, cqe);
+	hc_ioeng_complete_local(e, io, res);
+}
+
+START_TEST(test_io_local_ring)
+{
+	struct hc_ioeng *e = make_engine(_i, 8);
+	int is_sync = !strcmp(engine_names[_i], "sync");
+	int fd = open_file("loc", 1);
+	unsigned char *b = t_alloc_aligned(HC_BLOCK_SIZE);
+	t_pattern(b, HC_BLOCK_SIZE, 11, 0);
+	struct iovec iov = { b, HC_BLOCK_SIZE };
+	ck_assert_int_eq(run_io(e, HC_IO_WRITE, fd, 0, &iov, 1), HC_BLOCK_SIZE);
+	struct own_ring o = { .submitted = 0 };
+	ck_assert_int_eq(io_uring_queue_init(8, &o.ring, 0), 0);
+	struct hc_ioeng_local l = { .submit = own_submit, .ctx = &o };
+	hc_ioeng_set_local(&l);
+	struct hc_io io;
+	struct seen w;
+
+	/* may_route, but the thread is not busy and the engine idle: inline. */
+	prep_read(&io, fd, &iov, &w);
+	io.may_route = 1;
+	ck_assert_int_eq(hc_ioeng_submit(e, &io), 0);
+	wait_ran(&w);
+	ck_assert_int_eq(o.submitted, 0);
+	if (!is_sync)
+		ck_assert_uint_eq(hc_ioeng_inlined(e), 1);
+
+	/* Busy thread: the read goes to the own ring, done() only when reaped here. */
+	hc_ioeng_thread_busy(1);
+	memset(b, 0, HC_BLOCK_SIZE);
+	prep_read(&io, fd, &iov, &w);
+	io.may_route = 1;
+	ck_assert_int_eq(hc_ioeng_submit(e, &io), 0);
+	if (is_sync) {
+		/* The sync engine has no completion thread to spare: never routed. */
+		ck_assert_int_eq(o.submitted, 0);
+		ck_assert(w.ran);
+	} else {
+		ck_assert_int_eq(o.submitted, 1);
+		usleep(20000);
+		ck_assert_msg(!__atomic_load_n(&w.ran, __ATOMIC_ACQUIRE),
+			      "%s: a routed read completed outside its ring", engine_names[_i]);
+		own_reap(e, &o);
+		ck_assert(w.ran);
+		ck_assert(pthread_equal(w.thread, pthread_self()));
+		ck_assert_uint_eq(hc_ioeng_inlined(e), 1);
+	}
+	ck_assert_int_eq(io.res, HC_BLOCK_SIZE);
+	ck_assert_int_eq(t_pattern_check(b, HC_BLOCK_SIZE, 11, 0), -1);
+
+	/* Without may_route (someone waits for it): the engine's, as before. */
+	prep_read(&io, fd, &iov, &w);
+	expect_async(e, &io, &w, is_sync, is_sync ? 0 : 1);
+	ck_assert_int_eq(o.submitted, is_sync ? 0 : 1);
+
+	/* The reads in flight went back to none: a lone read is inline again. */
+	hc_ioeng_thread_busy(0);
+	prep_read(&io, fd, &iov, &w);
+	io.may_route = 1;
+	ck_assert_int_eq(hc_ioeng_submit(e, &io), 0);
+	wait_ran(&w);
+	if (!is_sync)
+		ck_assert_uint_eq(hc_ioeng_inlined(e), 2);
+
+	hc_ioeng_set_local(NULL);
+	io_uring_queue_exit(&o.ring);
+	close(fd);
+	hc_ioeng_destroy(e);
+	free(b);
+}
+END_TEST
+
 static Suite *ioeng_suite(void)
 {
 	Suite *s = suite_create("ioeng");
@@ -636,6 +736,7 @@ static Suite *ioeng_suite(void)
 	tc = tcase_create("inline");
 	t_tcase_fixtures(tc, 30);
 	tcase_add_loop_test(tc, test_io_inline_when_idle, 0, NENGINES);
+	tcase_add_loop_test(tc, test_io_local_ring, 0, NENGINES);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("concurrent");
