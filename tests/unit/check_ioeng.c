@@ -540,15 +540,24 @@ static void expect_async(struct hc_ioeng *e, struct hc_io *io, struct seen *w, i
 	}
 }
 
+/* A file NAME holding one block of pattern SEED, written through e; iov: that block. */
+static int one_block(struct hc_ioeng *e, const char *name, int seed, struct iovec *iov)
+{
+	int fd = open_file(name, 1);
+	unsigned char *b = t_alloc_aligned(HC_BLOCK_SIZE);
+	t_pattern(b, HC_BLOCK_SIZE, seed, 0);
+	*iov = (struct iovec){ b, HC_BLOCK_SIZE };
+	ck_assert_int_eq(run_io(e, HC_IO_WRITE, fd, 0, iov, 1), HC_BLOCK_SIZE);
+	return fd;
+}
+
 START_TEST(test_io_inline_when_idle)
 {
 	struct hc_ioeng *e = make_engine(_i, 8);
 	int is_sync = !strcmp(engine_names[_i], "sync");
-	int fd = open_file("inl", 1);
-	unsigned char *b = t_alloc_aligned(HC_BLOCK_SIZE);
-	t_pattern(b, HC_BLOCK_SIZE, 9, 0);
-	struct iovec iov = { b, HC_BLOCK_SIZE };
-	ck_assert_int_eq(run_io(e, HC_IO_WRITE, fd, 0, &iov, 1), HC_BLOCK_SIZE);
+	struct iovec iov;
+	int fd = one_block(e, "inl", 9, &iov);
+	unsigned char *b = iov.iov_base;
 	ck_assert_uint_eq(hc_ioeng_inlined(e), 0);	/* writes never run inline */
 
 	/* A lone read: done() in this thread, before submit returns. */
@@ -640,11 +649,9 @@ START_TEST(test_io_local_ring)
 {
 	struct hc_ioeng *e = make_engine(_i, 8);
 	int is_sync = !strcmp(engine_names[_i], "sync");
-	int fd = open_file("loc", 1);
-	unsigned char *b = t_alloc_aligned(HC_BLOCK_SIZE);
-	t_pattern(b, HC_BLOCK_SIZE, 11, 0);
-	struct iovec iov = { b, HC_BLOCK_SIZE };
-	ck_assert_int_eq(run_io(e, HC_IO_WRITE, fd, 0, &iov, 1), HC_BLOCK_SIZE);
+	struct iovec iov;
+	int fd = one_block(e, "loc", 11, &iov);
+	unsigned char *b = iov.iov_base;
 	struct own_ring o = { .submitted = 0 };
 	ck_assert_int_eq(io_uring_queue_init(8, &o.ring, 0), 0);
 	struct hc_ioeng_local l = { .submit = own_submit, .ctx = &o };
