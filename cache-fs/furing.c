@@ -14,8 +14,11 @@
  * costs one system call instead of a writev and a read.  The kernel offers
  * it only when its fuse.enable_uring parameter is set, and libfuse 3.14
  * cannot ask for it, so the session's I/O hooks (fs_ops.c) add
- * FUSE_OVER_IO_URING to libfuse's INIT reply and call hc_furing_start()
- * once the reply is written.
+ * FUSE_OVER_IO_URING to libfuse's INIT reply.  Once the kernel has the
+ * flag, every request waits until each queue is registered or a
+ * registration failed, so the queue threads make their rings and buffers
+ * first (hc_furing_prepare(), before the reply asks for rings) and register
+ * once the reply is written (hc_furing_start()).
  *
  * libfuse still parses every request and builds every reply: a queue
  * thread lays the in-header, the op header and the payload out contiguously
@@ -23,16 +26,18 @@
  * only the two small headers are copied) and calls
  * fuse_session_process_buf(); the reply, from whichever thread sends it,
  * goes through the session's writev hook to hc_furing_reply(), which finds
- * the entry by the request's unique id (the kernel's commit id), copies
- * the reply in and commits it under the queue's submission lock.  Requests
- * that still come through /dev/fuse (before the rings are ready, FORGET,
- * INTERRUPT) and notifications keep the old path.
+ * the entry by the request's unique id (the kernel's commit id) and copies
+ * the reply in.  Only the queue thread submits to its ring (see commit()).
+ * Requests that still come through /dev/fuse (FORGET, INTERRUPT) and
+ * notifications keep the old path.
  *
- * A queue thread serves its requests one after the other: an op that
- * blocks (fsync, a write waiting for cache room) holds up that CPU's
- * queue, as it holds up one libfuse worker on the /dev/fuse path; reads
- * and writes that go to storage do not block, their replies come from the
- * I/O engine's completion.
+ * Volume reads that miss go to storage through the queue thread's own ring
+ * (hc_ioeng_set_local()), so their completion and the reply run in the
+ * thread that commits it: no hand-over to the I/O engine's thread and
+ * back.  A queue thread serves its requests one after the other: an op
+ * that blocks (fsync, a write waiting for cache room) holds up that CPU's
+ * queue, as it holds up one libfuse worker on the /dev/fuse path, and a
+ * read runs inline (ioeng.h) only when no other request is waiting.
  */
 #include "config.h"
 
