@@ -77,14 +77,17 @@ b_cleanup() {
 
 # b_fuse_uring_on: lets FUSE servers that ask for it take their requests
 # through io_uring (fuse.enable_uring, Linux 6.14+; hecache-fs does, libfuse
-# 3.14's passthrough_ll cannot), put back at exit.  Prints "on" or why not.
+# 3.14's passthrough_ll cannot), put back at exit.  Sets B_FUSE_URING to
+# "on" or why not.  (Not in a subshell: the undo must reach B_UNDO.)
 B_FUSE_URING_PARAM=/sys/module/fuse/parameters/enable_uring
+B_FUSE_URING=""
 b_fuse_uring_on() {
-	[ -e "$B_FUSE_URING_PARAM" ] || { echo "off (kernel without it)"; return; }
+	if [ ! -e "$B_FUSE_URING_PARAM" ]; then B_FUSE_URING="off (kernel without it)"; return; fi
 	local old
 	old=$(cat "$B_FUSE_URING_PARAM")
 	B_UNDO+=("echo '$old' >'$B_FUSE_URING_PARAM'")
-	if echo Y >"$B_FUSE_URING_PARAM" 2>/dev/null; then echo on; else echo "off (cannot set $B_FUSE_URING_PARAM)"; fi
+	if echo Y >"$B_FUSE_URING_PARAM" 2>/dev/null; then B_FUSE_URING=on
+	else B_FUSE_URING="off (cannot set $B_FUSE_URING_PARAM)"; fi
 }
 
 # b_run CMD...: runs a workload as a background job and waits for it.  A

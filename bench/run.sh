@@ -100,8 +100,8 @@ trap 'exit 143' TERM
 # Workloads run through b_run, so a trapped signal interrupts the wait at
 # once; as a backstop, a workload that died of SIGINT/SIGTERM ends the run.
 interrupted() { case $1 in 130) exit 130 ;; 143) exit 143 ;; esac; }
-if [ "$FUSE_URING" = 1 ]; then FU_STATE=$(b_fuse_uring_on); else FU_STATE="off (BENCH_FUSE_URING=0)"; fi
-b_log "FUSE over io_uring: $FU_STATE"
+if [ "$FUSE_URING" = 1 ]; then b_fuse_uring_on; else B_FUSE_URING="off (BENCH_FUSE_URING=0)"; fi
+b_log "FUSE over io_uring: $B_FUSE_URING"
 FSTYPE=$(findmnt -n -o FSTYPE -T "$W" 2>/dev/null || stat -f -c %T "$W")
 [ "$FSTYPE" = tmpfs ] && b_log "warning: $BASE is tmpfs; the peers should sit on a real disk (BENCH_DIR)"
 need=$((3 * SIZE_B + 3 * SWAP_SIZE_B))
@@ -621,7 +621,7 @@ TABLE=$RAW/table.txt
 	echo "hecache bench, $(date '+%F %T %Z'), $(uname -r), $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), backing $FSTYPE in $BASE"
 	echo "fio: $SIZE file, ${RUNTIME}s per job, libaio; hecache-fs cache=$((FIO_CACHE_K / 1024))M (fio), $SWAP_CACHE (swap)"
 	has_phase swap && echo "swap: $SWAP_SIZE swap volume on a loop device per peer, swapon -p 32767, hc-swaphog -p $HOG_PASSES $HOG in a $CG_LIMIT memory cgroup, median of $SWAP_RUNS runs"
-	echo "FUSE over io_uring (fuse.enable_uring): $FU_STATE; only hecache-fs asks for it (libfuse 3.14 cannot)"
+	echo "FUSE over io_uring (fuse.enable_uring): $B_FUSE_URING; only hecache-fs asks for it (libfuse 3.14 cannot)"
 	echo "ratio = hecache-fs / passthrough_ll for IOPS and MB/s, passthrough_ll / hecache-fs for p99"
 	echo "latency and wall time: > 1.00 means hecache-fs is better in every row."
 	echo
