@@ -95,7 +95,8 @@
 # BENCH_ROUNDS (3), BENCH_DP_PAGES W (16384), BENCH_DP_GUEST G (8192),
 # BENCH_DP_HOST H (2048), BENCH_DP_ACCESSES N (30000), BENCH_DP_PATTERN
 # (uniform), BENCH_DP_SEED (1), BENCH_SEQ_PASSES (16), BENCH_PTLL_DIRECT
-# (auto|0|1), BENCH_HC_IO (uring|aio|sync, daemon default), BENCH_HEDP_TIMEOUT
+# (auto|0|1), BENCH_HC_IO (uring|aio|sync, daemon default), BENCH_FUSE_URING
+# (1: fuse.enable_uring on for the run, hecache-fs(8)), BENCH_HEDP_TIMEOUT
 # (300 s), BENCH_DIR (/var/tmp), BENCH_OUT (bench/out: double-paging.txt,
 # .csv, .png when gnuplot is installed: accesses/s per configuration and the
 # storage blocks of each hecache-fs mode; double-paging-raw/).  Exit status 0 when every measured goal is met,
@@ -114,6 +115,7 @@ PATTERN=${BENCH_DP_PATTERN:-uniform}
 SEED=${BENCH_DP_SEED:-1}
 PASSES=${BENCH_SEQ_PASSES:-16}
 PTLL_DIRECT=${BENCH_PTLL_DIRECT:-auto}
+FUSE_URING=${BENCH_FUSE_URING:-1}
 HC_IO=${BENCH_HC_IO:-}
 HEDP_TIMEOUT=${BENCH_HEDP_TIMEOUT:-300}
 BASE=${BENCH_DIR:-/var/tmp}
@@ -132,6 +134,7 @@ done
 [ "$H" -lt "$G" ] && [ "$G" -lt "$W" ] || b_die "need BENCH_DP_HOST < BENCH_DP_GUEST < BENCH_DP_PAGES"
 [ $((W % 256)) = 0 ] && [ $((G % 256)) = 0 ] || b_die "BENCH_DP_PAGES and BENCH_DP_GUEST: multiples of 256 (1 MiB)"
 case $PTLL_DIRECT in auto | 0 | 1) ;; *) b_die "BENCH_PTLL_DIRECT: auto, 0 or 1" ;; esac
+[[ "$FUSE_URING" =~ ^[01]$ ]] || b_die "BENCH_FUSE_URING must be 0 or 1"
 case $HC_IO in "" | uring | aio | sync) ;; *) b_die "BENCH_HC_IO: uring, aio or sync" ;; esac
 [ -c /dev/fuse ] || modprobe fuse 2>/dev/null
 [ -c /dev/fuse ] || b_die "no /dev/fuse"
@@ -142,6 +145,8 @@ B_SCRATCH=$S
 trap b_cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+if [ "$FUSE_URING" = 1 ]; then b_fuse_uring_on; else B_FUSE_URING="off (BENCH_FUSE_URING=0)"; fi
+b_log "FUSE over io_uring: $B_FUSE_URING"
 RAW=$OUT/double-paging-raw
 rm -rf "$RAW" && mkdir -p "$RAW" || b_die "cannot create $RAW"
 GS_B=$((W * 4096))
@@ -530,6 +535,7 @@ print_table() {
 		"$(date -u +%FT%TZ)" "$W" "$G" "$H" "$N" "$PATTERN" "$SEED"
 	printf 'gswap %s MiB, hswap %s MiB, hecache-fs cache=%sK (a quarter); %s rounds, medians;\n' \
 		$((GS_B >> 20)) $((HS_B >> 20)) "$CACHE_K" "$ROUNDS"
+	printf 'FUSE over io_uring: %s (hecache-fs only)\n' "$B_FUSE_URING"
 	local loads
 	loads=$(for k in "${KEYS[@]}"; do col "$k" load1; done | sort -g | awk 'NR == 1 { a = $1 } { b = $1 } END { print a ".." b }')
 	printf '%s CPUs; load average at start %s, at end %s; 1-min load after the runs %s\n\n' \
