@@ -122,6 +122,7 @@ struct fq {
 	unsigned qid;
 	unsigned depth;			/* entries */
 	unsigned lonely;		/* requests in a row that came alone */
+	unsigned reads;			/* local reads on the ring */
 	int stop;
 	int ring_ok;
 	int started;
@@ -336,6 +337,7 @@ static int local_submit(void *ctx, struct hc_io *io)
 		return -EBUSY;
 	io_uring_prep_readv(sqe, io->fd, io->iov, io->iovcnt, io->off);
 	io_uring_sqe_set_data(sqe, (void *)((uintptr_t)io | IO_TAG));
+	q->reads++;
 	HC_TSAN_RELEASE(io);
 	return 0;
 }
@@ -460,22 +462,27 @@ static int lonely(struct fq *q)
 	return q->lonely >= LONELY_MIN;
 }
 
+/*
+ * Until asked to stop, then until the reads on the ring have completed (a
+ * read whose completion is never reaped would never answer its request nor
+ * give its buffers back).
+ */
 static void queue_loop(struct fq *q)
 {
 	struct hc_furing *fr = q->fr;
 	int stopping = 0;
-	while (!stopping) {
+	while (!stopping || q->reads) {
 		int err = io_uring_submit_and_wait(&q->ring, 1);
 		if (err < 0 && err != -EINTR && err != -EAGAIN && err != -EBUSY && err != -ETIME)
 			hc_log_ratelimited(LOG_ERR, "FUSE io_uring queue %u: %s", q->qid,
 					   strerror(-err));
 		struct io_uring_cqe *cqe;
-		while (!stopping && io_uring_peek_cqe(&q->ring, &cqe) == 0) {
+		while (io_uring_peek_cqe(&q->ring, &cqe) == 0) {
 			void *data = io_uring_cqe_get_data(cqe);
 			int res = cqe->res;
 			io_uring_cqe_seen(&q->ring, cqe);
 			if (data == KICK_TAG) {
-				stopping = take_pending(q);
+				stopping |= take_pending(q);
 				if (!stopping)
 					arm_kick(q);
 				continue;
@@ -483,6 +490,7 @@ static void queue_loop(struct fq *q)
 			if ((uintptr_t)data & IO_TAG) {
 				struct hc_io *io = (void *)((uintptr_t)data & ~(uintptr_t)IO_TAG);
 				HC_TSAN_ACQUIRE(io);
+				q->reads--;
 				hc_ioeng_complete_local(io->eng_priv, io, res);
 				continue;
 			}
