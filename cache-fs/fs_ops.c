@@ -326,7 +326,9 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	int err = hc_vol_read(FS(req), v, (uint64_t)off, size, read_reply, req);
+	size_t plen;
+	void *payload = hc_furing_payload(&plen);
+	int err = hc_vol_read(FS(req), v, (uint64_t)off, size, read_reply, req, payload, plen);
 	if (err)
 		fuse_reply_err(req, -err);
 }

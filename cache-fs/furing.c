@@ -353,6 +353,8 @@ static void reply_err(struct fent *e, uint64_t unique, int err)
 	commit(e, unique);
 }
 
+static __thread struct fent *serving;	/* the request this queue thread is in */
+
 static void serve(struct hc_furing *fr, struct fent *e)
 {
 	const struct fuse_in_header *in = (const void *)e->hdr->in_out;
@@ -372,7 +374,17 @@ static void serve(struct hc_furing *fr, struct fent *e)
 	memcpy(start, in, sizeof(*in));
 	__atomic_store_n(&e->unique, unique, __ATOMIC_RELEASE);
 	struct fuse_buf b = { .size = in->len, .mem = start };
+	serving = e;
 	fuse_session_process_buf(fr->se, &b);
+	serving = NULL;
+}
+
+void *hc_furing_payload(size_t *len)
+{
+	if (!serving)
+		return NULL;
+	*len = serving->q->fr->max_payload;
+	return serving->payload;
 }
 
 static int ring_setup(struct fq *q)
@@ -385,6 +397,9 @@ static int ring_setup(struct fq *q)
 		q->mem = NULL;
 		return -ENOMEM;
 	}
+	/* Reads land in the payloads (hc_furing_payload()): few, large segments. */
+	(void)madvise(q->mem, q->memsz, MADV_HUGEPAGE);
+	memset(q->mem, 0, q->memsz);	/* populate now, never on the I/O path */
 	q->ents = calloc(q->depth, sizeof(*q->ents));
 	if (!q->ents)
 		return -ENOMEM;
@@ -617,7 +632,9 @@ int hc_furing_reply(struct hc_furing *fr, const struct iovec *iov, int count, ss
 			*sent = -EIO;
 			return 1;
 		}
-		memcpy(e->payload + n, iov[i].iov_base, iov[i].iov_len);
+		/* Data read straight into the payload (hc_furing_payload()) stays. */
+		if (iov[i].iov_base != e->payload + n)
+			memcpy(e->payload + n, iov[i].iov_base, iov[i].iov_len);
 		n += iov[i].iov_len;
 	}
 	struct fuse_out_header *oh = (void *)e->hdr->in_out;

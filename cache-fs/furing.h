@@ -52,6 +52,13 @@ int hc_furing_reply(struct hc_furing *fr, const struct iovec *iov, int count, ss
 unsigned hc_furing_queues(const struct hc_furing *fr);
 unsigned hc_furing_depth(const struct hc_furing *fr);
 
+/*
+ * In a queue thread serving a request: that request's payload buffer (page
+ * aligned, *len bytes), where its reply will be copied from (a reply whose
+ * data already sits there in place is not copied).  NULL elsewhere.
+ */
+void *hc_furing_payload(size_t *len);
+
 /* Stops the queue threads (after the session loop returned) and frees. */
 void hc_furing_destroy(struct hc_furing *fr);
 

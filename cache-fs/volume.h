@@ -291,11 +291,14 @@ void hc_buf_pool_destroy(struct hc_buf_pool *p);
 /*
  * Reads size bytes at off.  Hits are served from the cache, misses from
  * storage asynchronously; r->done runs once, maybe before this returns.
- * The caller replies and then calls hc_rreq_release().  Returns 0, or
- * -errno when nothing was started (done will not run).
+ * The caller replies and then calls hc_rreq_release().  With dst (page
+ * aligned, dst_len bytes, the reply's final place: a FUSE ring buffer) and
+ * a block-aligned off, the data is read straight into dst and r->iov points
+ * there, instead of into buffers of the pool.  Returns 0, or -errno when
+ * nothing was started (done will not run).
  */
 int hc_vol_read(struct hc_fs *fs, struct hc_volume *v, uint64_t off, size_t size,
-		void (*done)(struct hc_rreq *r), void *priv);
+		void (*done)(struct hc_rreq *r), void *priv, void *dst, size_t dst_len);
 void hc_rreq_release(struct hc_rreq *r);
 
 /*

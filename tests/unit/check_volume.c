@@ -228,6 +228,57 @@ START_TEST(test_write_read)
 }
 END_TEST
 
+/* hc_vol_read() with dst (a FUSE ring's payload): hits and misses land in place. */
+START_TEST(test_read_into_dst)
+{
+	fs_open(engine_names[_i], 16 * BS, 0);
+	struct hc_domain *d = mkdom("vm1");
+	struct hc_volume *v = mkvol(d, "disk");
+	const size_t total = 32 * BS;
+	char *ref = malloc(total);
+	t_pattern(ref, total, 41, 0);
+	vwrite(v, 0, ref, total);	/* 16 blocks cached, 16 written back */
+	vwrite(v, total, ref, 100);	/* a last partial block */
+	size_t dlen = 20 * BS;
+	char *dst = t_alloc_aligned(dlen);
+	char *out = malloc(dlen);
+	int in_place = 0;
+
+	/* Aligned, across misses and hits: in place, and the right bytes. */
+	struct hc_cstats before, after;
+	hc_cache_total(F.fs->cache, &before);
+	ssize_t r = t_vol_read_dst(F.fs, v, 8 * BS, out, 16 * BS, dst, dlen, &in_place);
+	hc_cache_total(F.fs->cache, &after);
+	ck_assert_int_eq(r, 16 * BS);
+	ck_assert_msg(in_place, "%s: an aligned read did not land in dst", engine_names[_i]);
+	ck_assert(memcmp(dst, ref + 8 * BS, 16 * BS) == 0);
+	ck_assert(memcmp(out, ref + 8 * BS, 16 * BS) == 0);
+	ck_assert_msg(after.hits > before.hits && after.misses > before.misses,
+		      "want hits and misses: %llu hits, %llu misses",
+		      (unsigned long long)(after.hits - before.hits),
+		      (unsigned long long)(after.misses - before.misses));
+	/* Aligned, ending in a partial block and at the end of the volume. */
+	memset(dst, 0xee, dlen);
+	r = t_vol_read_dst(F.fs, v, total - BS, out, 3 * BS, dst, dlen, &in_place);
+	ck_assert_int_eq(r, BS + 100);
+	ck_assert(in_place);
+	ck_assert(memcmp(out, ref + total - BS, BS) == 0 && memcmp(out + BS, ref, 100) == 0);
+	/* Not block aligned, or larger than dst: through the pool, still right. */
+	r = t_vol_read_dst(F.fs, v, 100, out, 2 * BS, dst, dlen, &in_place);
+	ck_assert_int_eq(r, 2 * BS);
+	ck_assert(!in_place);
+	ck_assert(memcmp(out, ref + 100, 2 * BS) == 0);
+	r = t_vol_read_dst(F.fs, v, 0, out, 20 * BS, dst, 19 * BS, &in_place);
+	ck_assert_int_eq(r, 20 * BS);
+	ck_assert(!in_place);
+	ck_assert(memcmp(out, ref, 20 * BS) == 0);
+	free(ref);
+	free(dst);
+	free(out);
+	fs_close();
+}
+END_TEST
+
 START_TEST(test_size_truncate)
 {
 	fs_open(engine_names[_i], 64 * BS, 0);
@@ -1163,6 +1214,7 @@ static Suite *volume_suite(void)
 	tc = tcase_create("io");
 	t_tcase_fixtures(tc, 60);
 	tcase_add_loop_test(tc, test_write_read, 0, 2);
+	tcase_add_loop_test(tc, test_read_into_dst, 0, 2);
 	tcase_add_loop_test(tc, test_fsync_home_file, 0, 2);
 	tcase_add_test(tc, test_efbig);
 	tcase_add_loop_test(tc, test_write_through, 0, 2);

@@ -305,6 +305,8 @@ struct rwait {
 	char *out;
 	size_t cap;
 	size_t len;
+	const char *dst;	/* hc_vol_read's dst, if any */
+	int in_place;		/* the reply's iovecs are dst, contiguous */
 };
 
 static void rdone(struct hc_rreq *r)
@@ -312,6 +314,10 @@ static void rdone(struct hc_rreq *r)
 	struct rwait *w = r->priv;
 	w->err = r->err;
 	w->len = 0;
+	w->in_place = w->dst && r->iovcnt > 0 && r->iov[0].iov_base == w->dst;
+	for (int k = 1; k < r->iovcnt && w->in_place; k++)
+		w->in_place = r->iov[k].iov_base ==
+			      (char *)r->iov[k - 1].iov_base + r->iov[k - 1].iov_len;
 	if (!r->err) {
 		for (int k = 0; k < r->iovcnt; k++) {
 			size_t l = r->iov[k].iov_len;
@@ -330,12 +336,19 @@ static void rdone(struct hc_rreq *r)
 
 ssize_t t_vol_read(struct hc_fs *fs, struct hc_volume *v, uint64_t off, void *buf, size_t size)
 {
+	return t_vol_read_dst(fs, v, off, buf, size, NULL, 0, NULL);
+}
+
+ssize_t t_vol_read_dst(struct hc_fs *fs, struct hc_volume *v, uint64_t off, void *buf,
+		       size_t size, void *dst, size_t dst_len, int *in_place)
+{
 	struct rwait w;
 	memset(&w, 0, sizeof(w));
 	sem_init(&w.sem, 0, 0);
 	w.out = buf;
 	w.cap = size;
-	int r = hc_vol_read(fs, v, off, size, rdone, &w);
+	w.dst = dst;
+	int r = hc_vol_read(fs, v, off, size, rdone, &w, dst, dst_len);
 	if (r) {
 		sem_destroy(&w.sem);
 		return r;
@@ -345,5 +358,7 @@ ssize_t t_vol_read(struct hc_fs *fs, struct hc_volume *v, uint64_t off, void *bu
 	sem_destroy(&w.sem);
 	if (__atomic_load_n(&w.calls, __ATOMIC_ACQUIRE) != 1)
 		return -EPROTO;
+	if (in_place)
+		*in_place = w.in_place;
 	return w.err ? w.err : (ssize_t)w.len;
 }

@@ -82,6 +82,9 @@ struct hc_volume;
  * once.  No ck_assert: callable from any thread.
  */
 ssize_t t_vol_read(struct hc_fs *fs, struct hc_volume *v, uint64_t off, void *buf, size_t size);
+/* The same with hc_vol_read()'s dst; *in_place: the reply pointed into dst. */
+ssize_t t_vol_read_dst(struct hc_fs *fs, struct hc_volume *v, uint64_t off, void *buf,
+		       size_t size, void *dst, size_t dst_len, int *in_place);
 
 /* Monotonic milliseconds (deadlines of bounded stress loops). */
 uint64_t t_now_ms(void);
