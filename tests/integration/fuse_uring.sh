@@ -70,6 +70,8 @@ if [ -w "$SYSCTL" ]; then
 	echo 2 >"$SYSCTL"
 	: >"$HC_SCRATCH/daemon.log"
 	HC_EXPECT_FUSE_URING= hc_mount "$BACK" "$MNT" -o cache=16M
+	# a request: the daemon has answered INIT (and tried its rings) by now
+	timeout 20 stat "$MNT" >/dev/null || hc_fail "without io_uring the mount does not answer"
 	echo "$saved" >"$SYSCTL"
 	timeout 20 cmp "$MNT/d/v" "$HC_SCRATCH/ref" ||
 		hc_fail "without io_uring the mount does not serve (or not the data)"
