@@ -143,7 +143,8 @@ struct hc_furing {
 	unsigned depth;			/* entries of an online CPU's queue */
 	size_t max_payload;
 	int active;			/* atomic: replies may be the rings' (from start() on) */
-	int abandon;			/* atomic: destroy() before start() */
+	int abandon;			/* atomic: stop() before start() */
+	int stopped;
 	struct fq *q;
 };
 
@@ -660,10 +661,11 @@ unsigned hc_furing_depth(const struct hc_furing *fr)
 	return fr ? fr->depth : 0;
 }
 
-void hc_furing_destroy(struct hc_furing *fr)
+void hc_furing_stop(struct hc_furing *fr)
 {
-	if (!fr)
+	if (!fr || fr->stopped)
 		return;
+	fr->stopped = 1;
 	int was_active = __atomic_exchange_n(&fr->active, 0, __ATOMIC_ACQ_REL);
 	__atomic_store_n(&fr->abandon, 1, __ATOMIC_RELEASE);
 	for (unsigned i = 0; i < fr->nq; i++) {
@@ -678,10 +680,18 @@ void hc_furing_destroy(struct hc_furing *fr)
 		kick(q);
 		pthread_join(q->thread, NULL);
 	}
+	for (unsigned i = 0; i < fr->nq; i++)
+		if (fr->q[i].ring_ok)
+			io_uring_queue_exit(&fr->q[i].ring);
+}
+
+void hc_furing_destroy(struct hc_furing *fr)
+{
+	if (!fr)
+		return;
+	hc_furing_stop(fr);
 	for (unsigned i = 0; i < fr->nq; i++) {
 		struct fq *q = &fr->q[i];
-		if (q->ring_ok)
-			io_uring_queue_exit(&q->ring);
 		if (q->mem)
 			munmap(q->mem, q->memsz);
 		if (q->efd >= 0)

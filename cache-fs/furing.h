@@ -59,7 +59,14 @@ unsigned hc_furing_depth(const struct hc_furing *fr);
  */
 void *hc_furing_payload(size_t *len);
 
-/* Stops the queue threads (after the session loop returned) and frees. */
+/*
+ * Stops the queue threads and their rings (after the session loop
+ * returned); later replies go to /dev/fuse.  The memory stays until
+ * hc_furing_destroy(), for replies still on their way from the I/O engine.
+ */
+void hc_furing_stop(struct hc_furing *fr);
+
+/* Stops (if not yet) and frees; after the last reply was sent. */
 void hc_furing_destroy(struct hc_furing *fr);
 
 #endif

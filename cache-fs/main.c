@@ -460,7 +460,7 @@ int main(int argc, char *argv[])
 
 out_unmount:
 	/* Before the unmount: a stopped ring cannot leave a request unanswered. */
-	hc_furing_destroy(furing);
+	hc_furing_stop(furing);
 	fuse_session_unmount(se);
 out_signals:
 	fuse_remove_signal_handlers(se);
@@ -477,8 +477,10 @@ out_fs:
 	} else {
 		ret = 1;
 	}
-	hc_fs_destroy(daemon.fs);
+	hc_fs_destroy(daemon.fs);	/* waits for replies in flight */
 	daemon.fs = NULL;
+	hc_furing_destroy(furing);
+	furing = NULL;
 	if (mounted)
 		goto out_backing;
 out_unformat:
