@@ -665,7 +665,7 @@ static int edit_init_reply(struct hc_daemon *d, struct fuse_init_out *io)
 		io->flags |= FUSE_HANDLE_KILLPRIV_V2;
 		__atomic_store_n(&d->fs->killpriv_v2, 1, __ATOMIC_RELAXED);
 	}
-	uint32_t bit = (uint32_t)(HC_FUSE_OVER_IO_URING >> 32);
+	uint32_t bit = (uint32_t)(HC_FURING_INIT_FLAG >> 32);
 	if (!furing || !(init_flags2 & bit) || !(io->flags & FUSE_INIT_EXT))
 		return 0;
 	/* The kernel's payload size: max(FUSE_MIN_READ_BUFFER, max_write, max_pages pages). */

@@ -15,9 +15,8 @@
 struct fuse_session;
 struct hc_furing;
 
-/* The INIT flag (in flags2 as bit 41 - 32) and where the kernel's switch is. */
-#define HC_FUSE_OVER_IO_URING (1ULL << 41)
-#define HC_FURING_PARAM "/sys/module/fuse/parameters/enable_uring"
+/* The INIT flag (FUSE_OVER_IO_URING, in flags2 as bit 41 - 32). */
+#define HC_FURING_INIT_FLAG (1ULL << 41)
 
 /*
  * Creates the (idle) queues for session se talking to /dev/fuse fd, one per
@@ -25,7 +24,8 @@ struct hc_furing;
  * reads their threads submit go to their own rings (hc_ioeng_set_local()).
  * Nothing is registered until hc_furing_start().  Returns 0 or -errno.
  */
-int hc_furing_create(struct fuse_session *se, int fd, struct hc_furing **out);
+int hc_furing_create(struct fuse_session *se, int fd, struct hc_furing **out)
+	__attribute__((warn_unused_result));
 
 /*
  * Before FUSE_OVER_IO_URING goes into the INIT reply: starts the queue
