@@ -39,7 +39,7 @@
  * them in place: one copy of every byte fewer than through /dev/fuse.  A queue thread serves its requests one after the other: an op
  * that blocks (fsync, a write waiting for cache room) holds up that CPU's
  * queue, as it holds up one libfuse worker on the /dev/fuse path, and a
- * read runs inline (ioeng.h) only when no other request is waiting.
+ * read runs inline (ioeng.h) only for a request that came alone (lonely()).
  */
 #include "config.h"
 
@@ -90,6 +90,10 @@ struct uring_cmd_req {
 	uint16_t qid;
 	uint8_t padding[6];
 };
+
+_Static_assert(sizeof(struct uring_ent_in_out) == 32, "fuse_uring_ent_in_out");
+_Static_assert(sizeof(struct uring_req_header) == 288, "fuse_uring_req_header");
+_Static_assert(sizeof(struct uring_cmd_req) == 24, "fuse_uring_cmd_req");
 
 /* Header page: the kernel's header at its start, the rebuilt request at its end. */
 #define HDR_SPACE 4096u
