@@ -97,30 +97,6 @@ void hc_ioeng_set_local(const struct hc_ioeng_local *l)
 	local = l;
 }
 
-/* A read for the calling thread's own ring (see hc_ioeng_set_local()). */
-static int submit_local(struct hc_ioeng *e, struct hc_io *io)
-{
-	io->done_bytes = 0;
-	if (__atomic_fetch_add(&e->reads, 1, __ATOMIC_ACQ_REL) == 0 && io->may_inline &&
-	    !thread_busy && sem_trywait(&e->slots) == 0) {
-		/* Inline when idle, holding a slot as the engine's own reads do. */
-		__atomic_fetch_add(&e->inlined, 1, __ATOMIC_RELAXED);
-		return hc_ioeng_sync_ops.submit(e, io);
-	}
-	io->eng_priv = e;
-	int err = local->submit(local->ctx, io);
-	if (err)
-		__atomic_fetch_sub(&e->reads, 1, __ATOMIC_RELEASE);
-	return err;
-}
-
-void hc_ioeng_complete_local(struct hc_ioeng *e, struct hc_io *io, ssize_t res)
-{
-	io->res = res;
-	__atomic_fetch_sub(&e->reads, 1, __ATOMIC_RELEASE);
-	io->done(io);
-}
-
 uint64_t hc_ioeng_inlined(const struct hc_ioeng *e)
 {
 	return __atomic_load_n(&e->inlined, __ATOMIC_RELAXED);
@@ -128,29 +104,54 @@ uint64_t hc_ioeng_inlined(const struct hc_ioeng *e)
 
 int hc_ioeng_submit(struct hc_ioeng *e, struct hc_io *io)
 {
-	if (local && io->op == HC_IO_READ && io->may_route && e->ops != &hc_ioeng_sync_ops)
-		return submit_local(e, io);
-	while (sem_wait(&e->slots) < 0 && errno == EINTR)
-		;
+	/* A read for the calling thread's own ring (hc_ioeng_set_local()) holds no slot. */
+	int own = local && io->op == HC_IO_READ && io->may_route && e->ops != &hc_ioeng_sync_ops;
+	if (!own)
+		while (sem_wait(&e->slots) < 0 && errno == EINTR)
+			;
 	io->done_bytes = 0;
 	/*
 	 * Inline when idle (ioeng.h).  An inline read counts in reads until it
 	 * completes, so two submitters never both see none: at most one read
-	 * runs inline at a time.
+	 * runs inline at a time.  It holds a slot, as the engine's reads do: a
+	 * read for the own ring runs inline only when it can take one at once.
 	 */
 	if (io->op == HC_IO_READ &&
 	    __atomic_fetch_add(&e->reads, 1, __ATOMIC_ACQ_REL) == 0 && e->inline_idle &&
-	    io->may_inline && !thread_busy) {
+	    io->may_inline && !thread_busy && (!own || sem_trywait(&e->slots) == 0)) {
 		__atomic_fetch_add(&e->inlined, 1, __ATOMIC_RELAXED);
 		return hc_ioeng_sync_ops.submit(e, io);
 	}
-	int err = e->ops->submit(e, io);
+	int err;
+	if (own) {
+		io->eng_priv = e;
+		err = local->submit(local->ctx, io);
+	} else {
+		err = e->ops->submit(e, io);
+	}
 	if (err) {
 		if (io->op == HC_IO_READ)
 			__atomic_fetch_sub(&e->reads, 1, __ATOMIC_RELEASE);
-		sem_post(&e->slots);
+		if (!own)
+			sem_post(&e->slots);
 	}
 	return err;
+}
+
+/* The end of every I/O: its result, its place given back, its done(). */
+static void finish(struct hc_ioeng *e, struct hc_io *io, ssize_t res, int slot)
+{
+	io->res = res;
+	if (io->op == HC_IO_READ)
+		__atomic_fetch_sub(&e->reads, 1, __ATOMIC_RELEASE);
+	if (slot)
+		sem_post(&e->slots);
+	io->done(io);
+}
+
+void hc_ioeng_complete_local(struct hc_ioeng *e, struct hc_io *io, ssize_t res)
+{
+	finish(e, io, res, 0);
 }
 
 void hc_ioeng_complete(struct hc_ioeng *e, struct hc_io *io, ssize_t res)
@@ -184,11 +185,7 @@ void hc_ioeng_complete(struct hc_ioeng *e, struct hc_io *io, ssize_t res)
 	} else if (io->op == HC_IO_WRITE && res == 0) {
 		res = -EIO;	/* no progress on a write: never report success */
 	}
-	io->res = res;
-	if (io->op == HC_IO_READ)
-		__atomic_fetch_sub(&e->reads, 1, __ATOMIC_RELEASE);
-	sem_post(&e->slots);
-	io->done(io);
+	finish(e, io, res, 1);
 }
 
 struct waiter {
