@@ -711,10 +711,11 @@ static ssize_t io_writev(int fd, struct iovec *iov, int count, void *userdata)
 			hc_log(LOG_WARNING, "FUSE over io_uring: %s (requests keep coming "
 			       "through /dev/fuse)", strerror(-err));
 		else {
-			__atomic_store_n(&d->fs->fuse_uring_queues, hc_furing_queues(furing),
-					 __ATOMIC_RELAXED);
+			/* Logged first: who sees the queues in the status finds the line. */
 			hc_log(LOG_INFO, "FUSE over io_uring: %u queues of %u requests",
 			       hc_furing_queues(furing), hc_furing_depth(furing));
+			__atomic_store_n(&d->fs->fuse_uring_queues, hc_furing_queues(furing),
+					 __ATOMIC_RELAXED);
 		}
 	}
 	return r;

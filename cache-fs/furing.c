@@ -36,10 +36,12 @@
  * thread that commits it: no hand-over to the I/O engine's thread and
  * back.  Block-aligned reads, hits and misses, land straight in the
  * request's payload buffer (hc_furing_payload()), where the reply finds
- * them in place: one copy of every byte fewer than through /dev/fuse.  A queue thread serves its requests one after the other: an op
- * that blocks (fsync, a write waiting for cache room) holds up that CPU's
- * queue, as it holds up one libfuse worker on the /dev/fuse path, and a
- * read runs inline (ioeng.h) only for a request that came alone (lonely()).
+ * them in place: one copy of every byte fewer than through /dev/fuse.
+ *
+ * A queue thread serves its requests one after the other: an op that
+ * blocks (fsync, a write waiting for cache room) holds up that CPU's queue,
+ * as it holds up one libfuse worker on the /dev/fuse path, and a read runs
+ * inline (ioeng.h) only for a request that came alone (lonely()).
  */
 #include "config.h"
 

@@ -13,9 +13,10 @@
  * that the other reads of a request are not held back behind an inline one.
  * At queue depth 1 the hand-over to the completion thread is an extra
  * wake-up on the way of every miss (4 KiB O_DIRECT random reads through the
- * mount at depth 1: 9.3k-10.2k/s with io_uring, 13.5k/s inline); as soon as a second read is in flight the
- * engine is asynchronous again, so at most one thread ever waits in such a
- * read: no FUSE worker is parked per outstanding I/O.  Writes and syncs are
+ * mount at depth 1: 9.3k-10.2k/s with io_uring, 13.5k/s inline); as soon as
+ * a second read is in flight the engine is asynchronous again, so at most
+ * one thread ever waits in such a read: no FUSE worker is parked per
+ * outstanding I/O.  Writes and syncs are
  * always asynchronous (write-back runs ahead of need).
  *
  * Contract for callers: never hold a lock across hc_ioeng_submit() that
