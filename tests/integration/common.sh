@@ -113,21 +113,26 @@ hc_check_rings() {
 	shift 2
 	[ -n "${HC_EXPECT_FUSE_URING:-}" ] || return 0
 	case " $* " in *no_fuse_uring* | *" -s "*) return 0 ;; esac
-	local i
-	# The rings start once the kernel has the INIT reply, after the mount shows.
-	for i in $(seq 50); do
-		v=$("$HC_TOOLS/hectl" -m "$mnt" --json status |
-			python3 -c "import json,sys; print(json.load(sys.stdin)['fuse_uring_$what'])") ||
-			hc_fail "hectl status on $mnt failed"
-		[ "$what" = queues ] && [ "$v" != "$HC_EXPECT_FUSE_URING" ] && { sleep 0.1; continue; }
-		break
-	done
 	if [ "$what" = queues ]; then
-		[ "$v" = "$HC_EXPECT_FUSE_URING" ] ||
-			hc_fail "$mnt serves through $v FUSE io_uring queues, not $HC_EXPECT_FUSE_URING"
-	else
-		[ "$v" -gt 0 ] || hc_fail "$mnt answered no request through its FUSE io_uring queues"
+		# The rings start once the kernel has the INIT reply, after the mount shows.
+		local i
+		for i in $(seq 50); do
+			v=$(hc_status "$mnt" fuse_uring_queues)
+			[ "$v" = "$HC_EXPECT_FUSE_URING" ] && return 0
+			sleep 0.1
+		done
+		hc_fail "$mnt serves through $v FUSE io_uring queues, not $HC_EXPECT_FUSE_URING;" \
+			"log: $(tail -3 "$HC_SCRATCH/daemon.log")"
 	fi
+	v=$(hc_status "$mnt" fuse_uring_replies)
+	[ "$v" -gt 0 ] || hc_fail "$mnt answered no request through its FUSE io_uring queues"
+}
+
+# hc_status MOUNTPOINT KEY: the value of KEY in the daemon's status (hectl).
+hc_status() {
+	"$HC_TOOLS/hectl" -m "$1" --json status |
+		python3 -c "import json,sys; print(json.load(sys.stdin)['$2'])" ||
+		hc_fail "hectl status on $1 failed"
 }
 
 # hc_umount MOUNTPOINT: unmounts and waits for our daemon to exit cleanly.

@@ -18,45 +18,35 @@ old=$(cat "$PARAM")
 HC_UNDO+=("echo '$old' >'$PARAM'")
 echo Y >"$PARAM" 2>/dev/null || hc_skip "cannot turn on $PARAM"
 
-HECTL=$HC_TOOLS/hectl
 ncpu=$(python3 -c 'import re
 s = open("/sys/devices/system/cpu/possible").read().strip()
 print(max(int(x) for x in re.split("[-,]", s)) + 1)')
 
-# status KEY on mount $1
-status() { "$HECTL" -m "$1" --json status | python3 -c "import json,sys; print(json.load(sys.stdin)['$2'])"; }
-
 BACK=$HC_SCRATCH/backing
 MNT=$HC_SCRATCH/mnt
 hc_mount "$BACK" "$MNT" -o cache=16M
-stat "$MNT" >/dev/null	# a request: the kernel has had the INIT reply
-for _ in $(seq 50); do
-	q=$(status "$MNT" fuse_uring_queues)
-	[ "$q" = "$ncpu" ] && break
-	sleep 0.1
-done
-[ "$q" = "$ncpu" ] || hc_fail "fuse_uring_queues is $q, expected one per possible CPU ($ncpu); log: $(tail -3 "$HC_SCRATCH/daemon.log")"
+HC_EXPECT_FUSE_URING=$ncpu hc_check_rings "$MNT" queues	# one per possible CPU
 grep -q "FUSE over io_uring: $ncpu queues" "$HC_SCRATCH/daemon.log" ||
 	hc_fail "the daemon did not log its rings: $(tail -3 "$HC_SCRATCH/daemon.log")"
 mkdir "$MNT/d"
 head -c $((24 << 20)) /dev/urandom >"$HC_SCRATCH/ref"
-before=$(status "$MNT" fuse_uring_replies)
+before=$(hc_status "$MNT" fuse_uring_replies)
 dd if="$HC_SCRATCH/ref" of="$MNT/d/v" bs=64k oflag=direct status=none || hc_fail "dd into the mount failed"
 dd if="$MNT/d/v" bs=4k iflag=direct status=none | cmp - "$HC_SCRATCH/ref" || hc_fail "read back differs"
-after=$(status "$MNT" fuse_uring_replies)
+after=$(hc_status "$MNT" fuse_uring_replies)
 # 384 writes and 6144 reads at least
 [ $((after - before)) -ge 6528 ] ||
 	hc_fail "only $((after - before)) replies went through the rings for 6528 requests"
-"$HECTL" -m "$MNT" status | grep -q "requests through.*io_uring, $ncpu queues" ||
+"$HC_TOOLS/hectl" -m "$MNT" status | grep -q "requests through.*io_uring, $ncpu queues" ||
 	hc_fail "hectl status does not show the rings"
 hc_umount "$MNT"
 hc_info "$ncpu rings, $((after - before)) requests answered through them"
 
 # -o no_fuse_uring: /dev/fuse, and the data is still there after the remount
 hc_mount "$BACK" "$MNT" -o cache=16M,no_fuse_uring
-[ "$(status "$MNT" fuse_uring_queues)" = 0 ] || hc_fail "-o no_fuse_uring still registered rings"
+[ "$(hc_status "$MNT" fuse_uring_queues)" = 0 ] || hc_fail "-o no_fuse_uring still registered rings"
 cmp "$MNT/d/v" "$HC_SCRATCH/ref" || hc_fail "data differs after a remount with -o no_fuse_uring"
-[ "$(status "$MNT" fuse_uring_replies)" = 0 ] || hc_fail "-o no_fuse_uring answered through rings"
+[ "$(hc_status "$MNT" fuse_uring_replies)" = 0 ] || hc_fail "-o no_fuse_uring answered through rings"
 hc_umount "$MNT"
 
 # io_uring refused to the daemon (kernel.io_uring_disabled=2) while the
@@ -75,7 +65,7 @@ if [ -w "$SYSCTL" ]; then
 	echo "$saved" >"$SYSCTL"
 	timeout 20 cmp "$MNT/d/v" "$HC_SCRATCH/ref" ||
 		hc_fail "without io_uring the mount does not serve (or not the data)"
-	[ "$(status "$MNT" fuse_uring_queues)" = 0 ] || hc_fail "rings registered without io_uring"
+	[ "$(hc_status "$MNT" fuse_uring_queues)" = 0 ] || hc_fail "rings registered without io_uring"
 	n=$(grep -c "FUSE over io_uring: .*through /dev/fuse" "$HC_SCRATCH/daemon.log")
 	[ "$n" = 1 ] || hc_fail "expected one line saying the rings cannot be used, got $n: $(cat "$HC_SCRATCH/daemon.log")"
 	hc_umount "$MNT"
