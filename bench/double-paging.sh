@@ -145,8 +145,7 @@ B_SCRATCH=$S
 trap b_cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-if [ "$FUSE_URING" = 1 ]; then b_fuse_uring_on; else B_FUSE_URING="off (BENCH_FUSE_URING=0)"; fi
-b_log "FUSE over io_uring: $B_FUSE_URING"
+b_fuse_uring "$FUSE_URING"
 RAW=$OUT/double-paging-raw
 rm -rf "$RAW" && mkdir -p "$RAW" || b_die "cannot create $RAW"
 GS_B=$((W * 4096))

@@ -75,19 +75,26 @@ b_cleanup() {
 	exit "$rc"
 }
 
-# b_fuse_uring_on: lets FUSE servers that ask for it take their requests
-# through io_uring (fuse.enable_uring, Linux 6.14+; hecache-fs does, libfuse
-# 3.14's passthrough_ll cannot), put back at exit.  Sets B_FUSE_URING to
-# "on" or why not.  (Not in a subshell: the undo must reach B_UNDO.)
+# b_fuse_uring KNOB: with KNOB 1, lets FUSE servers that ask for it take
+# their requests through io_uring (fuse.enable_uring, Linux 6.14+;
+# hecache-fs does, libfuse 3.14's passthrough_ll cannot), put back at exit.
+# Sets B_FUSE_URING to "on" or why not, and logs it.  (Not in a subshell:
+# the undo must reach B_UNDO.)
 B_FUSE_URING_PARAM=/sys/module/fuse/parameters/enable_uring
 B_FUSE_URING=""
-b_fuse_uring_on() {
-	if [ ! -e "$B_FUSE_URING_PARAM" ]; then B_FUSE_URING="off (kernel without it)"; return; fi
-	local old
-	old=$(cat "$B_FUSE_URING_PARAM")
-	B_UNDO+=("echo '$old' >'$B_FUSE_URING_PARAM'")
-	if echo Y >"$B_FUSE_URING_PARAM" 2>/dev/null; then B_FUSE_URING=on
-	else B_FUSE_URING="off (cannot set $B_FUSE_URING_PARAM)"; fi
+b_fuse_uring() {
+	if [ "$1" != 1 ]; then
+		B_FUSE_URING="off (BENCH_FUSE_URING=$1)"
+	elif [ ! -e "$B_FUSE_URING_PARAM" ]; then
+		B_FUSE_URING="off (kernel without it)"
+	else
+		local old
+		old=$(cat "$B_FUSE_URING_PARAM")
+		B_UNDO+=("echo '$old' >'$B_FUSE_URING_PARAM'")
+		if echo Y >"$B_FUSE_URING_PARAM" 2>/dev/null; then B_FUSE_URING=on
+		else B_FUSE_URING="off (cannot set $B_FUSE_URING_PARAM)"; fi
+	fi
+	b_log "FUSE over io_uring: $B_FUSE_URING"
 }
 
 # b_run CMD...: runs a workload as a background job and waits for it.  A

@@ -100,8 +100,7 @@ trap 'exit 143' TERM
 # Workloads run through b_run, so a trapped signal interrupts the wait at
 # once; as a backstop, a workload that died of SIGINT/SIGTERM ends the run.
 interrupted() { case $1 in 130) exit 130 ;; 143) exit 143 ;; esac; }
-if [ "$FUSE_URING" = 1 ]; then b_fuse_uring_on; else B_FUSE_URING="off (BENCH_FUSE_URING=0)"; fi
-b_log "FUSE over io_uring: $B_FUSE_URING"
+b_fuse_uring "$FUSE_URING"
 FSTYPE=$(findmnt -n -o FSTYPE -T "$W" 2>/dev/null || stat -f -c %T "$W")
 [ "$FSTYPE" = tmpfs ] && b_log "warning: $BASE is tmpfs; the peers should sit on a real disk (BENCH_DIR)"
 need=$((3 * SIZE_B + 3 * SWAP_SIZE_B))
