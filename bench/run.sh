@@ -23,6 +23,7 @@ HOG_PASSES=${BENCH_HOG_PASSES:-3}
 CG_LIMIT=${BENCH_CGROUP_LIMIT:-64M}
 SWAP_RUNS=${BENCH_SWAP_RUNS:-5}
 SWAP_FLOOR=${BENCH_SWAP_FLOOR:-1}
+SWAP_DISCARD=${BENCH_SWAP_DISCARD:-pages}
 READ_REFILL=${BENCH_READ_REFILL:-1}
 HOG_TIMEOUT=${BENCH_HOG_TIMEOUT:-300}
 read -r -a PEERS <<<"${BENCH_PEERS:-plain passthrough_ll hecache-fs}"
@@ -41,6 +42,9 @@ ALL_PEERS=(plain passthrough_ll hecache-fs)
 [[ "$RUNTIME" =~ ^[1-9][0-9]*$ ]] || b_die "BENCH_RUNTIME must be a number of seconds"
 [[ "$SWAP_RUNS" =~ ^[1-9][0-9]*$ ]] || b_die "BENCH_SWAP_RUNS must be a positive number"
 [[ "$SWAP_FLOOR" =~ ^[01]$ ]] || b_die "BENCH_SWAP_FLOOR must be 0 or 1"
+case $SWAP_DISCARD in pages | once | both | 0) ;; *) b_die "BENCH_SWAP_DISCARD: pages, once, both or 0" ;; esac
+SWAPON_OPTS=(-p 32767)
+case $SWAP_DISCARD in pages | once) SWAPON_OPTS+=("--discard=$SWAP_DISCARD") ;; both) SWAPON_OPTS+=(--discard) ;; esac
 [[ "$READ_REFILL" =~ ^[01]$ ]] || b_die "BENCH_READ_REFILL must be 0 or 1"
 [[ "$FUSE_URING" =~ ^[01]$ ]] || b_die "BENCH_FUSE_URING must be 0 or 1"
 [[ "$HOG_PASSES" =~ ^[1-9][0-9]*$ ]] || b_die "BENCH_HOG_PASSES must be a positive number"
@@ -413,7 +417,7 @@ swap_run() {
 		losetup -d "$dev"; b_forget B_LOOPS "$dev"
 		return 1
 	fi
-	if ! swapon -p 32767 "$dev" 2>"$out.err"; then
+	if ! swapon "${SWAPON_OPTS[@]}" "$dev" 2>"$out.err"; then
 		SWAP_ERR="swapon: $(oneline "$(cat "$out.err")")"
 		losetup -d "$dev"; b_forget B_LOOPS "$dev"
 		return 1
@@ -619,7 +623,7 @@ TABLE=$RAW/table.txt
 {
 	echo "hecache bench, $(date '+%F %T %Z'), $(uname -r), $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), backing $FSTYPE in $BASE"
 	echo "fio: $SIZE file, ${RUNTIME}s per job, libaio; hecache-fs cache=$((FIO_CACHE_K / 1024))M (fio), $SWAP_CACHE (swap)"
-	has_phase swap && echo "swap: $SWAP_SIZE swap volume on a loop device per peer, swapon -p 32767, hc-swaphog -p $HOG_PASSES $HOG in a $CG_LIMIT memory cgroup, median of $SWAP_RUNS runs"
+	has_phase swap && echo "swap: $SWAP_SIZE swap volume on a loop device per peer, swapon ${SWAPON_OPTS[*]}, hc-swaphog -p $HOG_PASSES $HOG in a $CG_LIMIT memory cgroup, median of $SWAP_RUNS runs"
 	echo "FUSE over io_uring (fuse.enable_uring): $B_FUSE_URING; only hecache-fs asks for it (libfuse 3.14 cannot)"
 	echo "ratio = hecache-fs / passthrough_ll for IOPS and MB/s, passthrough_ll / hecache-fs for p99"
 	echo "latency and wall time: > 1.00 means hecache-fs is better in every row."
@@ -662,6 +666,13 @@ TABLE=$RAW/table.txt
 		for p in "${PEERS[@]}"; do
 			[ -n "${SWAPRUNS[$p]:-}" ] && echo "swap runs (s), $p: ${SWAPRUNS[$p]}"
 		done
+		# The daemon's counters after the last swap run (they add up over the runs).
+		hcs=$(ls -v "$RAW"/swap-hecache-fs-*.hcstats 2>/dev/null | tail -n 1)
+		[ -n "$hcs" ] && awk '$1 == "total" { for (i = 2; i < NF; i += 2) v[$i] = $(i + 1) }
+			END { if (v["hits"] + v["misses"] > 0)
+				printf "hecache-fs over its swap runs: %d blocks read, %.1f%% cache hits; %d written back, %d discarded (swapon %s)\n",
+					v["hits"] + v["misses"], 100 * v["hits"] / (v["hits"] + v["misses"]),
+					v["writebacks"], v["discards"], opts }' opts="${SWAPON_OPTS[*]}" "$hcs"
 		if [ -n "${FLOOR_S:-}" ]; then
 			echo "swap floor: the same runs on a loop device over tmpfs (no storage, no FUSE): median $FLOOR_S s (${SWAPRUNS[tmpfs]% })"
 			for p in "${PEERS[@]}"; do

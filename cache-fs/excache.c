@@ -10,6 +10,8 @@
  *   CLEAN --write------------------->  DIRTY
  *   CLEAN --read hit / LRU victim--->  FREE
  *   DIRTY --read hit---------------->  WB with evict set (freed when written)
+ *   DIRTY --read hit, lazy_taken---->  DIRTY, taken (oldest dirty block)
+ *   DIRTY, taken --write-back------->  WB with evict set
  *   any but FILL/WB --discard------->  FREE (no write)
  *
  * FILL and WB slots are busy: their buffer is being filled by or written
@@ -20,6 +22,25 @@
  * DIRTY with `failed` set: the data is never dropped; the error is kept in
  * the volume and returned by the next flush (fsync), and the LRU walk stops
  * retrying that slot until a flush does.
+ *
+ * Taken blocks.  A read hit on a dirty block takes it out of the cache, but
+ * its data must still reach storage: the guest may drop its clean copy and
+ * read the block again.  Writing it back at the hit costs a write for every
+ * swap-in (a swapped-out page is almost always still dirty here), most of
+ * them wasted: the guest soon writes the block again or discards it (the
+ * kernel frees the swap slot of a page it swapped in for writing, and with
+ * swapon --discard punches freed clusters).  So on a volume with lazy_taken
+ * (the volume layer sets it for swap volumes) the slot stays DIRTY with
+ * `taken` set and moves to the old end of the dirty LRU list: the first to
+ * be written back when space is needed, and freed, not kept clean, once
+ * written (the guest holds the page).  A write of the block before then
+ * makes it an ordinary dirty block again, a discard drops it, a flush
+ * writes it; either way nothing is written that was not needed.  A read of
+ * a taken block (the guest dropped its copy) is served from the slot.
+ * Other volumes write at the hit: a disk image's blocks are seldom written
+ * again soon after a read, and a write-back put off can find the home block
+ * shared meanwhile (a copy of the volume) and go elsewhere (CoW, dedup),
+ * leaving the home file less of a plain image.
  *
  * Eviction.  A non-busy cached slot is on one of two LRU lists: dirty or
  * clean (head = most recent).  Write-back runs ahead of need: whenever free,
@@ -69,6 +90,7 @@ struct slot {
 	uint8_t state;
 	uint8_t evict;		/* WB: free the slot when written */
 	uint8_t failed;		/* DIRTY: last write-back failed; on no LRU list */
+	uint8_t taken;		/* DIRTY: a read took it out; free it when written */
 };
 
 struct lru {
@@ -168,6 +190,19 @@ static void lru_push(struct hc_cache *c, struct lru *l, uint32_t i)
 	l->head = i;
 }
 
+/* Puts slot i at the old end of l. */
+static void lru_append(struct hc_cache *c, struct lru *l, uint32_t i)
+{
+	struct slot *s = &c->slots[i];
+	s->next = NIL;
+	s->prev = l->tail;
+	if (l->tail != NIL)
+		c->slots[l->tail].next = i;
+	else
+		l->head = i;
+	l->tail = i;
+}
+
 static void lru_del(struct hc_cache *c, struct lru *l, uint32_t i)
 {
 	struct slot *s = &c->slots[i];
@@ -235,7 +270,7 @@ static void make_dirty(struct hc_cache *c, struct hc_cvol *v, uint32_t i)
 		STAT_ADD(c, v, dirty, 1);
 	}
 	s->state = S_DIRTY;
-	s->failed = 0;
+	s->failed = s->taken = 0;
 	lru_push(c, &c->dirty_lru, i);
 }
 
@@ -288,8 +323,8 @@ static int start_wb(struct hc_cache *c, uint32_t i, int evict, struct hc_cache_g
 		struct slot *t = &c->slots[j];
 		unlink_lists(c, v, j);
 		t->state = S_WB;
-		t->evict = j == i ? (uint8_t)evict : 0;
-		t->failed = 0;
+		t->evict = (j == i && evict) || t->taken;
+		t->failed = t->taken = 0;
 		w->slot[n] = j;
 		w->iov[n].iov_base = slot_data(c, j);
 		w->iov[n].iov_len = HC_BLOCK_SIZE;
@@ -355,6 +390,7 @@ static void wb_done(struct hc_io *io)
 			/* Keep the data; fsync reports the error and retries. */
 			s->state = S_DIRTY;
 			s->failed = 1;
+			s->taken = s->evict;	/* still free it once written */
 			s->evict = 0;
 			dirty_add(c, v, j);
 		} else if (s->evict) {
@@ -616,6 +652,7 @@ unsigned hc_cache_read(struct hc_cache *c, struct hc_cvol *v, uint64_t blk, unsi
 {
 	struct wbio *pend = NULL;
 	unsigned hits = 0;
+	int lazy = __atomic_load_n(&v->lazy_taken, __ATOMIC_RELAXED);
 	pthread_mutex_lock(&c->lock);
 	for (unsigned k = 0; k < n; k++) {
 		uint32_t i;
@@ -631,7 +668,16 @@ retry:
 			wait_progress(c, &pend);
 			goto retry;
 		case S_DIRTY:
-			/* Taken out dirty: write it back, free it when written. */
+			if (lazy && !s->failed) {
+				/* Taken out dirty: written back when space is short. */
+				if (!s->taken) {
+					s->taken = 1;
+					lru_del(c, &c->dirty_lru, i);
+					lru_append(c, &c->dirty_lru, i);
+				}
+				break;
+			}
+			/* Write it back now, free it when written. */
 			if (start_wb(c, i, 1, NULL, &pend)) {
 				wait_progress(c, &pend);
 				goto retry;
@@ -721,7 +767,7 @@ retry:
 	struct slot *s = &c->slots[i];
 	s->blk = blk;
 	s->vol = v->id;
-	s->evict = s->failed = 0;
+	s->evict = s->failed = s->taken = 0;
 	s->state = S_FILL;
 	c->nfill++;
 	hash_insert(c, i);
@@ -822,7 +868,7 @@ int hc_cache_write_clean(struct hc_cache *c, struct hc_cvol *v, uint64_t blk, co
 			struct slot *s = &c->slots[i];
 			s->blk = blk;
 			s->vol = v->id;
-			s->evict = s->failed = 0;
+			s->evict = s->failed = s->taken = 0;
 			s->state = S_CLEAN;
 			hash_insert(c, i);
 			STAT_ADD(c, v, cached, 1);

@@ -8,7 +8,10 @@
  *   -o writethrough and near-full backing file systems).
  * - A read is a miss in the guest: a hit copies the block out and takes it
  *   out of the cache; a dirty block taken out is written back first (the
- *   write runs in the background; the reader does not wait for it).
+ *   write runs in the background; the reader does not wait for it).  On a
+ *   volume with lazy_taken (swap) it keeps its slot instead until it is
+ *   written back, first of all dirty blocks when space is needed, or at a
+ *   flush; a write or discard of it before then saves the write.
  * - Blocks leave in LRU order when space is needed; dirty ones are written
  *   back ahead of need (coalesced with their dirty neighbours) so a writer
  *   normally finds a clean victim at once.
@@ -51,6 +54,12 @@ struct hc_cstats {
 struct hc_cvol {
 	int fd;				/* backing home file, O_DIRECT when possible */
 	struct hc_cstats *dstats;	/* the domain's counters */
+	/*
+	 * Atomic.  1: a dirty block a read takes out keeps its slot until it
+	 * is written back (excache.c "Taken blocks"); swap volumes.  0: its
+	 * write-back starts at the read.
+	 */
+	int lazy_taken;
 	/*
 	 * Optional storage hooks (swap-reconcile: blocks may live elsewhere
 	 * than at home).  NULL: the home file at fd through the io engine.
@@ -111,7 +120,8 @@ void hc_cache_unregister(struct hc_cache *c, struct hc_cvol *v);
 
 /*
  * Guest read of blocks [blk, blk+n).  Each cached block is copied into
- * bufs[i] and taken out of the cache (hit); miss[i] is set for the others,
+ * bufs[i] and taken out of the cache (hit; with lazy_taken a dirty one stays
+ * until written back, excache.c "Taken blocks"); miss[i] is set for the others,
  * which the caller reads from storage.  Returns the number of hits.
  */
 unsigned hc_cache_read(struct hc_cache *c, struct hc_cvol *v, uint64_t blk, unsigned n,

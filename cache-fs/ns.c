@@ -108,6 +108,24 @@ static int open_home(int dirfd, const char *name, int flags, mode_t mode, int *d
 	return fd < 0 ? -errno : fd;
 }
 
+/*
+ * A swap volume keeps the dirty blocks a read takes out until they are
+ * needed (lazy_taken, excache.c "Taken blocks"), unless its domain has
+ * another swap or ram volume: with two of them (a hypervisor's swap and a
+ * guest's, double paging), the block the hypervisor reads back is the one
+ * the guest is about to write, and it must be at home for that write to
+ * share it (reconcile.c).  ns_lock held.
+ */
+static void set_lazy_taken(struct hc_domain *d)
+{
+	unsigned paging = 0;
+	for (struct hc_volume *v = d->vols; v; v = v->next)
+		paging += v->kind != HC_KIND_DISK;
+	for (struct hc_volume *v = d->vols; v; v = v->next)
+		__atomic_store_n(&v->cv.lazy_taken, v->kind == HC_KIND_SWAP && paging == 1,
+				 __ATOMIC_RELAXED);
+}
+
 static int new_volume(struct hc_fs *fs, struct hc_domain *d, const char *name, int fd,
 		      int direct, struct hc_volume **out)
 {
@@ -142,6 +160,7 @@ static int new_volume(struct hc_fs *fs, struct hc_domain *d, const char *name, i
 	d->nvol++;
 	v->next = d->vols;
 	d->vols = v;
+	set_lazy_taken(d);
 	*out = v;
 	return 0;
 }
@@ -505,6 +524,7 @@ static void unlist_volume(struct hc_volume *v)
 		p = &(*p)->next;
 	*p = v->next;
 	v->unlinked = 1;
+	set_lazy_taken(v->dom);
 }
 
 /* Hides the home file of v (being unlinked; ns_lock and v->rlock held). */
@@ -947,7 +967,11 @@ int hc_ns_set_kind(struct hc_fs *fs, struct hc_volume *v, const char *kind)
 			continue;
 		if (fsetxattr(v->cv.fd, KIND_XATTR, kind, strlen(kind), 0) < 0)
 			return -errno;
-		v->kind = (enum hc_kind)k;
+		pthread_mutex_lock(&fs->ns_lock);
+		__atomic_store_n(&v->kind, (enum hc_kind)k, __ATOMIC_RELAXED);
+		if (!v->unlinked)
+			set_lazy_taken(v->dom);
+		pthread_mutex_unlock(&fs->ns_lock);
 		return 0;
 	}
 	return -EINVAL;

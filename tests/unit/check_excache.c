@@ -4,7 +4,9 @@
  * (O_DIRECT, as the daemon opens home files) and the "sync" engine, some also
  * with "uring": admission of writes (write-back: nothing reaches the file
  * before a flush), read hits that copy a block out and take it out of the
- * cache (a dirty one is written back first), LRU eviction with a 16-block
+ * cache (a dirty one is written back first; on a volume that keeps taken
+ * blocks, later: first when space is short, and not at all if discarded or
+ * written again before then), LRU eviction with a 16-block
  * cache and every block reaching the file, partial-block writes merged with
  * the rest of the block read from storage, discard dropping dirty data with
  * no write, hc_cache_zero_range, write-through groups, write-back errors
@@ -273,15 +275,30 @@ START_TEST(test_read_hit_takes_block_out)
 }
 END_TEST
 
-/* A hit on a dirty block: the reader gets it, storage gets it too. */
+/*
+ * A hit on a dirty block: the reader gets it, storage gets it too.  _i / 2:
+ * on a volume that keeps taken blocks (swap), where the block is written
+ * only when written back (here at the flush), and read again meanwhile
+ * from its slot.
+ */
 START_TEST(test_read_hit_dirty_written_back)
 {
-	cache_open(engine_names[_i], 16);
+	int lazy = _i / 2;
+	cache_open(engine_names[_i % 2], 16);
+	F.v.lazy_taken = lazy;
 	cwrite_blocks(7, 1, 4);
 	ck_assert_int_eq(t_file_size(F.path), 0);
 	char buf[BS];
 	ck_assert_int_eq(cread(7, buf), 1);
 	ck_assert_int_eq(t_pattern_check(buf, BS, 4, 7 * BS), -1);
+	if (lazy) {
+		struct hc_cstats s = stats();
+		ck_assert_uint_eq(s.writebacks, 0);	/* taken: no write yet */
+		ck_assert_int_eq(s.dirty, 1);
+		memset(buf, 0, sizeof(buf));
+		ck_assert_int_eq(cread(7, buf), 1);
+		ck_assert_int_eq(t_pattern_check(buf, BS, 4, 7 * BS), -1);
+	}
 	ck_assert_int_eq(hc_cache_flush(F.c, &F.v), 0);	/* waits for write-backs */
 	assert_file_block(7, 4);
 	struct hc_cstats s = stats();
@@ -304,6 +321,76 @@ START_TEST(test_read_hit_dirty_written_back)
 	ck_assert_int_eq(cread(25, buf), 0);
 	ck_assert_int_eq(cread(24, buf), 1);
 	ck_assert_int_eq(t_pattern_check(buf, BS, 5, 24 * BS), -1);
+	cache_close();
+}
+END_TEST
+
+/* ---- taken blocks (lazy_taken) ------------------------------------------- */
+
+/*
+ * Taken blocks that need no write: discarded (the kernel punched the freed
+ * swap cluster) or written again (swapped out anew) before space ran short.
+ */
+START_TEST(test_taken_discard_or_rewrite)
+{
+	cache_open("sync", 16);
+	F.v.lazy_taken = 1;
+	cwrite_blocks(0, 8, 1);
+	char buf[BS];
+	for (uint64_t b = 0; b < 8; b++)
+		ck_assert_int_eq(cread(b, buf), 1);
+	ck_assert_uint_eq(hc_cache_discard(F.c, &F.v, 0, 7), 8);
+	struct hc_cstats s = stats();
+	ck_assert_uint_eq(s.writebacks, 0);
+	ck_assert_uint_eq(s.discards, 8);
+	ck_assert_int_eq(s.cached, 0);
+	ck_assert_int_eq(s.dirty, 0);
+	ck_assert_int_eq(hc_cache_flush(F.c, &F.v), 0);
+	ck_assert_int_eq(t_file_size(F.path), 0);	/* never written */
+
+	/* Written again: an ordinary dirty block, kept once written. */
+	cwrite_blocks(3, 1, 2);
+	ck_assert_int_eq(cread(3, buf), 1);
+	cwrite_blocks(3, 1, 3);
+	ck_assert_int_eq(hc_cache_flush(F.c, &F.v), 0);
+	assert_file_block(3, 3);
+	s = stats();
+	ck_assert_uint_eq(s.writebacks, 1);
+	ck_assert_int_eq(s.cached, 1);
+	ck_assert_int_eq(cread(3, buf), 1);
+	ck_assert_int_eq(t_pattern_check(buf, BS, 3, 3 * BS), -1);
+	cache_close();
+}
+END_TEST
+
+/*
+ * When space runs short a taken block is the first written back, before
+ * older dirty blocks still in the cache, and leaves once written.  Blocks
+ * are even-numbered so that no write-back takes a neighbour along.
+ */
+START_TEST(test_taken_written_first)
+{
+	const unsigned nslots = 64, ndirty = 56;	/* write-ahead below 8 free */
+	cache_open("sync", nslots);
+	F.v.lazy_taken = 1;
+	for (uint64_t k = 0; k < ndirty; k++)
+		cwrite_blocks(2 * k, 1, 6);
+	ck_assert_uint_eq(stats().writebacks, 0);
+	char buf[BS];
+	ck_assert_int_eq(cread(80, buf), 1);
+	ck_assert_uint_eq(stats().writebacks, 0);
+	cwrite_blocks(201, 1, 7);	/* 7 free left: write-ahead starts */
+	struct hc_cstats s = stats();
+	ck_assert_uint_eq(s.writebacks, 1);
+	assert_file_block(80, 6);
+	assert_file_block(0, 0);	/* the oldest dirty block: not yet */
+	ck_assert_int_eq(s.cached, ndirty);
+	ck_assert_int_eq(s.dirty, ndirty);
+	ck_assert_int_eq(cread(80, buf), 0);
+	ck_assert_int_eq(hc_cache_flush(F.c, &F.v), 0);
+	for (uint64_t k = 0; k < ndirty; k++)
+		assert_file_block(2 * k, 6);
+	assert_file_block(201, 7);
 	cache_close();
 }
 END_TEST
@@ -1130,7 +1217,9 @@ static Suite *excache_suite(void)
 	tc = tcase_create("hit");
 	t_tcase_fixtures(tc, 30);
 	tcase_add_test(tc, test_read_hit_takes_block_out);
-	tcase_add_loop_test(tc, test_read_hit_dirty_written_back, 0, 2);
+	tcase_add_loop_test(tc, test_read_hit_dirty_written_back, 0, 4);
+	tcase_add_test(tc, test_taken_discard_or_rewrite);
+	tcase_add_test(tc, test_taken_written_first);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("eviction");

@@ -733,6 +733,46 @@ static void assert_stats_match(const long long got[9], const struct hc_cstats *s
 			      got[k], want[k]);
 }
 
+/*
+ * A swap volume keeps the dirty blocks reads take out (lazy_taken) while it
+ * is its domain's only swap or ram volume; a second one (double paging)
+ * turns it off for both, and it comes back when that one goes.  Through
+ * the volume: a dirty block read back is written only at the flush.
+ */
+START_TEST(test_lazy_taken_swap)
+{
+	fs_open("sync", 64 * BS, 0);
+	struct hc_domain *d = mkdom("vm1");
+	struct hc_volume *a = mkvol(d, "a.swap"), *disk = mkvol(d, "disk");
+	ck_assert_int_eq(a->cv.lazy_taken, 1);
+	ck_assert_int_eq(disk->cv.lazy_taken, 0);
+	char *data = malloc(2 * BS);
+	t_pattern(data, 2 * BS, 23, 0);
+	vwrite(a, 0, data, 2 * BS);
+	vcheck(a, 0, data, 2 * BS);
+	struct hc_cstats s;
+	hc_cstats_read(&d->stats, &s);
+	ck_assert_uint_eq(s.writebacks, 0);
+	vcheck(a, 0, data, 2 * BS);	/* served from the kept slots */
+	ck_assert_int_eq(hc_vol_fsync(F.fs, a, 0), 0);
+	hc_cstats_read(&d->stats, &s);
+	ck_assert_uint_eq(s.writebacks, 2);
+	ck_assert_int_eq(s.cached, 0);
+
+	struct hc_volume *b = mkvol(d, "b.swap");
+	ck_assert_int_eq(a->cv.lazy_taken, 0);
+	ck_assert_int_eq(b->cv.lazy_taken, 0);
+	ck_assert_int_eq(hc_ns_set_kind(F.fs, b, "disk"), 0);
+	ck_assert_int_eq(a->cv.lazy_taken, 1);
+	ck_assert_int_eq(hc_ns_set_kind(F.fs, b, "ram"), 0);
+	ck_assert_int_eq(a->cv.lazy_taken, 0);
+	ck_assert_int_eq(hc_ns_unlink(F.fs, &d->node, "b.swap"), 0);
+	ck_assert_int_eq(a->cv.lazy_taken, 1);
+	free(data);
+	fs_close();
+}
+END_TEST
+
 START_TEST(test_stats_text)
 {
 	fs_open("sync", 64 * BS, 0);
@@ -1242,6 +1282,7 @@ static Suite *volume_suite(void)
 	tcase_add_test(tc, test_namespace_errors);
 	tcase_add_loop_test(tc, test_namespace_changes, 0, 2);
 	tcase_add_test(tc, test_stats_text);
+	tcase_add_test(tc, test_lazy_taken_swap);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("threads");
