@@ -768,6 +768,7 @@ START_TEST(test_lazy_taken_swap)
 	ck_assert_int_eq(a->cv.lazy_taken, 0);
 	ck_assert_int_eq(hc_ns_unlink(F.fs, &d->node, "b.swap"), 0);
 	ck_assert_int_eq(a->cv.lazy_taken, 1);
+	hc_ns_forget(F.fs, &b->node, 1000);
 	free(data);
 	fs_close();
 }
