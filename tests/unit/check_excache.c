@@ -13,7 +13,8 @@
  * reported by flush without losing data, writers of several blocks that
  * wait for slots served in FIFO order (write-backs held by a wb_submit hook
  * and released one block at a time), and a four-thread random stress
- * verified byte for byte against a shadow copy.  Counters are checked
+ * (with and without taken blocks kept) verified byte for byte against a
+ * shadow copy.  Counters are checked
  * against what each test did.
  */
 #include "config.h"
@@ -978,7 +979,8 @@ static void *st_main(void *arg)
 
 START_TEST(test_stress)
 {
-	cache_open(engine_names[_i], ST_SLOTS);
+	cache_open(engine_names[_i % 2], ST_SLOTS);
+	F.v.lazy_taken = _i / 2;	/* 2, 3: taken blocks kept (swap volume) */
 	struct st_thread th[ST_THREADS];
 	st_deadline = t_now_ms() + ST_MS;
 	for (int t = 0; t < ST_THREADS; t++) {
@@ -1259,7 +1261,7 @@ static Suite *excache_suite(void)
 
 	tc = tcase_create("stress");
 	t_tcase_fixtures(tc, 60);
-	tcase_add_loop_test(tc, test_stress, 0, 2);
+	tcase_add_loop_test(tc, test_stress, 0, 4);
 	suite_add_tcase(s, tc);
 	return s;
 }
