@@ -14,8 +14,7 @@
  * wait for slots served in FIFO order (write-backs held by a wb_submit hook
  * and released one block at a time), and a four-thread random stress
  * (with and without taken blocks kept) verified byte for byte against a
- * shadow copy.  Counters are checked
- * against what each test did.
+ * shadow copy.  Counters are checked against what each test did.
  */
 #include "config.h"
 
