@@ -8,7 +8,14 @@
 # at least 256 MiB worth of pages, pswpin grew), and the daemon must have
 # seen it: admissions (swap-outs) and hits (swap-ins served from the
 # cache) in domain host.  Only our own swap area is ever swapped off.
-# HC_LONG=1: more passes, twice.
+# Then once more with swapon --discard=pages: the kernel punches the swap
+# clusters it frees, and the daemon drops those blocks unwritten.  Its
+# domain has this one swap volume, so a dirty block a swap-in takes out
+# stays cached until the cache needs room (excache.c "Taken blocks"): most
+# are discarded or swapped out again first, so fewer than half of the
+# swap-ins may cost a write-back (when each was written back at the hit,
+# there were as many write-backs as hits).
+# HC_LONG=1: more passes, twice (and twice with discards).
 
 . "$(dirname "$0")/common.sh"
 
@@ -53,10 +60,14 @@ hc_cgroup_create "hc-swap-$$" $((64 * 1024 * 1024)) >"$HC_SCRATCH/cg" ||
 CG=$(cat "$HC_SCRATCH/cg")
 hc_info "memory cgroup $CG (v$(hc_cgroup_version)), limit 64 MiB"
 
-for run in $(seq "$RUNS"); do
+# run_hog RUN: hc-swaphog in the cgroup; checks the swapping and sets
+# dh (hits), dwb (write-backs) and ddis (discards) of the run.
+run_hog() {
+	local run=$1
 	out0=$(vmstat pswpout) in0=$(vmstat pswpin)
 	a0=$(hc_stat "$MNT" host admissions) h0=$(hc_stat "$MNT" host hits)
 	m0=$(hc_stat "$MNT" host misses)
+	w0=$(hc_stat "$MNT" host writebacks) x0=$(hc_stat "$MNT" host discards)
 	rc=0
 	hc_cgroup_exec "$CG" "$HC_TOOLS/hc-swaphog" -q -p "$PASSES" -s "$run" $HOG_SIZE \
 		>"$HC_SCRATCH/hog.out" 2>"$HC_SCRATCH/hog.err" || rc=$?
@@ -67,14 +78,31 @@ for run in $(seq "$RUNS"); do
 	da=$(($(hc_stat "$MNT" host admissions) - a0))
 	dh=$(($(hc_stat "$MNT" host hits) - h0))
 	dm=$(($(hc_stat "$MNT" host misses) - m0))
+	dwb=$(($(hc_stat "$MNT" host writebacks) - w0))
+	ddis=$(($(hc_stat "$MNT" host discards) - x0))
 	hc_info "run $run: $(tail -1 "$HC_SCRATCH/hog.out")"
 	hc_info "run $run: /proc/vmstat pswpout +$dout pswpin +$din (pages, whole machine)"
-	hc_info "run $run: daemon, domain host: admissions +$da hits +$dh misses +$dm"
+	hc_info "run $run: daemon, domain host: admissions +$da hits +$dh misses +$dm writebacks +$dwb discards +$ddis"
 	[ "$dout" -ge "$HOG_PAGES" ] ||
 		hc_fail "pswpout grew by $dout pages, expected at least $HOG_PAGES: the kernel did not swap"
 	[ "$din" -gt 0 ] || hc_fail "pswpin did not grow: nothing was swapped in"
 	[ "$da" -gt 0 ] || hc_fail "no admissions in domain host: swap-outs did not reach the daemon"
 	[ "$dh" -gt 0 ] || hc_fail "no hits in domain host: no swap-in was served from the cache"
+}
+
+for run in $(seq "$RUNS"); do
+	run_hog "$run"
+done
+
+hc_swapoff "$dev" || hc_fail "swapoff $dev failed"
+swapon --discard=pages -p 32767 "$dev" || hc_fail "swapon --discard=pages -p 32767 $dev failed"
+HC_SWAPS+=("$dev")
+hc_info "swap on $dev again, with --discard=pages"
+for run in $(seq $((RUNS + 1)) $((2 * RUNS))); do
+	run_hog "$run"
+	[ "$ddis" -gt 0 ] || hc_fail "run $run: no discards reached the daemon with swapon --discard=pages"
+	[ $((2 * dwb)) -lt "$dh" ] ||
+		hc_fail "run $run: $dwb write-backs for $dh swap-ins: taken blocks were written back, not kept"
 done
 hc_info "counters: $(hc_stats "$MNT" 2>/dev/null | grep '^domain host ')"
 hc_info "swap in use on $dev at the end: $(awk -v d="$dev" '$1 == d { print $4 " KiB" }' /proc/swaps)"
