@@ -33,7 +33,11 @@
  * (the volume layer sets it for swap volumes) the slot stays DIRTY with
  * `taken` set and moves to the old end of the dirty LRU list: the first to
  * be written back when space is needed, and freed, not kept clean, once
- * written (the guest holds the page).  A write of the block before then
+ * written (the guest holds the page).  So the block taken last is written
+ * first.  That suits the kernel, which reuses freed swap clusters oldest
+ * first: the blocks taken long ago are the likeliest to be overwritten
+ * next.  (Oldest taken first, tried: 88% of the swap-ins of hc-swaphog -p 8
+ * 256M in 64 MiB over a 256 MiB cache were written back, against 26%.)  A write of the block before then
  * makes it an ordinary dirty block again, a discard drops it, a flush
  * writes it; either way nothing is written that was not needed.  A read of
  * a taken block (the guest dropped its copy) is served from the slot.

@@ -8,8 +8,9 @@
 # at least 256 MiB worth of pages, pswpin grew), and the daemon must have
 # seen it: admissions (swap-outs) and hits (swap-ins served from the
 # cache) in domain host.  Only our own swap area is ever swapped off.
-# Then once more with swapon --discard=pages: the kernel punches the swap
-# clusters it frees, and the daemon drops those blocks unwritten.  Its
+# Then once more with swapon --discard: the kernel punches the whole area
+# at swapon and then the swap clusters it frees, and the daemon drops those
+# blocks unwritten.  Its
 # domain has this one swap volume, so a dirty block a swap-in takes out
 # stays cached until the cache needs room (excache.c "Taken blocks"): most
 # are discarded or swapped out again first, so fewer than half of the
@@ -95,12 +96,12 @@ for run in $(seq "$RUNS"); do
 done
 
 hc_swapoff "$dev" || hc_fail "swapoff $dev failed"
-swapon --discard=pages -p 32767 "$dev" || hc_fail "swapon --discard=pages -p 32767 $dev failed"
+swapon --discard -p 32767 "$dev" || hc_fail "swapon --discard -p 32767 $dev failed"
 HC_SWAPS+=("$dev")
-hc_info "swap on $dev again, with --discard=pages"
+hc_info "swap on $dev again, with --discard"
 for run in $(seq $((RUNS + 1)) $((2 * RUNS))); do
 	run_hog "$run"
-	[ "$ddis" -gt 0 ] || hc_fail "run $run: no discards reached the daemon with swapon --discard=pages"
+	[ "$ddis" -gt 0 ] || hc_fail "run $run: no discards reached the daemon with swapon --discard"
 	[ $((2 * dwb)) -lt "$dh" ] ||
 		hc_fail "run $run: $dwb write-backs for $dh swap-ins: taken blocks were written back, not kept"
 done
