@@ -129,6 +129,7 @@ struct hc_cache {
 	struct lru dirty_lru;	/* lock */
 	struct lru clean_lru;	/* lock */
 	uint32_t nfree, nclean, nfill, nwriting;	/* lock; slot counts */
+	uint32_t ntaken;	/* lock: slots with taken set */
 	struct hc_cvol *vols[MAX_VOLS];	/* lock */
 	struct wbio *wbios;
 	struct wbio *wb_free;	/* lock */
@@ -274,6 +275,7 @@ static void make_dirty(struct hc_cache *c, struct hc_cvol *v, uint32_t i)
 		STAT_ADD(c, v, dirty, 1);
 	}
 	s->state = S_DIRTY;
+	c->ntaken -= s->taken;
 	s->failed = s->taken = 0;
 	lru_push(c, &c->dirty_lru, i);
 }
@@ -295,6 +297,10 @@ static void take_out(struct hc_cache *c, struct hc_cvol *v, uint32_t i)
 	if (c->slots[i].state == S_DIRTY)
 		STAT_ADD(c, v, dirty, -1);
 	unlink_lists(c, v, i);
+	if (c->slots[i].taken) {
+		c->slots[i].taken = 0;
+		c->ntaken--;
+	}
 	free_slot(c, v, i);
 }
 
@@ -328,6 +334,7 @@ static int start_wb(struct hc_cache *c, uint32_t i, int evict, struct hc_cache_g
 		unlink_lists(c, v, j);
 		t->state = S_WB;
 		t->evict = (j == i && evict) || t->taken;
+		c->ntaken -= t->taken;
 		t->failed = t->taken = 0;
 		w->slot[n] = j;
 		w->iov[n].iov_base = slot_data(c, j);
@@ -395,6 +402,7 @@ static void wb_done(struct hc_io *io)
 			s->state = S_DIRTY;
 			s->failed = 1;
 			s->taken = s->evict;	/* still free it once written */
+			c->ntaken += s->taken;
 			s->evict = 0;
 			dirty_add(c, v, j);
 		} else if (s->evict) {
@@ -553,6 +561,14 @@ void hc_cache_destroy(struct hc_cache *c)
 	free(c);
 }
 
+uint64_t hc_cache_taken(struct hc_cache *c)
+{
+	pthread_mutex_lock(&c->lock);
+	uint64_t n = c->ntaken;
+	pthread_mutex_unlock(&c->lock);
+	return n;
+}
+
 uint64_t hc_cache_blocks(const struct hc_cache *c)
 {
 	pthread_mutex_lock((pthread_mutex_t *)&c->lock);
@@ -676,6 +692,7 @@ retry:
 				/* Taken out dirty: written back when space is short. */
 				if (!s->taken) {
 					s->taken = 1;
+					c->ntaken++;
 					lru_del(c, &c->dirty_lru, i);
 					lru_append(c, &c->dirty_lru, i);
 				}

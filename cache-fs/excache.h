@@ -100,6 +100,8 @@ int hc_cache_create(uint64_t bytes, struct hc_ioeng *e, struct hc_cache **out)
 void hc_cache_destroy(struct hc_cache *c);
 /* Blocks the cache holds at most now, and at most ever (the pool). */
 uint64_t hc_cache_blocks(const struct hc_cache *c);
+/* Dirty blocks a read took out that wait for their write-back (lazy_taken). */
+uint64_t hc_cache_taken(struct hc_cache *c);
 uint64_t hc_cache_max_blocks(const struct hc_cache *c);
 /* Writers of several blocks holding a ticket (waiting for slots, or served). */
 uint64_t hc_cache_ticketed_writers(struct hc_cache *c);

@@ -549,6 +549,9 @@ static int show_status(struct ctx *c, struct json_object *r)
 	trow(&t, "cache", blocks_text(c, ju(cache, "blocks")));
 	trow(&t, "cached", blocks_text(c, ju(cache, "cached_blocks")));
 	trow(&t, "dirty", blocks_text(c, ju(cache, "dirty_blocks")));
+	if (jget(cache, "taken_blocks"))
+		trow(&t, "of which taken", fmt("%s (read back, not yet written)",
+					       blocks_text(c, ju(cache, "taken_blocks"))));
 	trow(&t, "mrc", fmt("%s, ghost reach %s", js(mrc, "mode"), sz(c, ju(mrc, "ghost_bytes"))));
 	trow(&t, "domains", u64s(ju(r, "domains")));
 	trow(&t, "volumes", u64s(ju(r, "volumes")));

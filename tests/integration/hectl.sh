@@ -117,6 +117,7 @@ jcheck '(.version | type) == "string" and .protocol == 1 and (.uptime_s | type) 
 	and (.io_engine | IN("uring", "aio", "sync")) and (.writethrough | type) == "boolean"
 	and (.cache.bytes == 64 * 1048576) and (.cache.blocks == 16384)
 	and (.cache.cached_blocks | type) == "number" and (.cache.dirty_blocks | type) == "number"
+	and (.cache.taken_blocks | type) == "number"
 	and (.mrc.mode | IN("off", "exact", "sampled")) and (.mrc.ghost_bytes | type) == "number"
 	and (.domains | type) == "number" and (.volumes | type) == "number"
 	and (.agents | type) == "number" and (has("v") or has("ok") | not)' "status"

@@ -94,6 +94,14 @@ run_hog() {
 for run in $(seq "$RUNS"); do
 	run_hog "$run"
 done
+# What the swap-ins took out stays until needed: the hog's last pages, and
+# the stale ones of slots it freed (no discards yet).
+taken=$("$HC_TOOLS/hectl" -m "$MNT" --json status |
+	python3 -c 'import json,sys; print(json.load(sys.stdin)["cache"]["taken_blocks"])')
+hc_info "taken blocks after the round without discards: $taken"
+[ "$taken" -gt 0 ] || hc_fail "no taken blocks after swap-ins (hectl status: cache.taken_blocks)"
+"$HC_TOOLS/hectl" -m "$MNT" status | grep -q '^of which taken  *[1-9]' ||
+	hc_fail "hectl status has no 'of which taken' row"
 
 hc_swapoff "$dev" || hc_fail "swapoff $dev failed"
 swapon --discard -p 32767 "$dev" || hc_fail "swapon --discard -p 32767 $dev failed"

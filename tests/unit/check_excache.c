@@ -295,12 +295,14 @@ START_TEST(test_read_hit_dirty_written_back)
 		struct hc_cstats s = stats();
 		ck_assert_uint_eq(s.writebacks, 0);	/* taken: no write yet */
 		ck_assert_int_eq(s.dirty, 1);
+		ck_assert_uint_eq(hc_cache_taken(F.c), 1);
 		memset(buf, 0, sizeof(buf));
 		ck_assert_int_eq(cread(7, buf), 1);
 		ck_assert_int_eq(t_pattern_check(buf, BS, 4, 7 * BS), -1);
 	}
 	ck_assert_int_eq(hc_cache_flush(F.c, &F.v), 0);	/* waits for write-backs */
 	assert_file_block(7, 4);
+	ck_assert_uint_eq(hc_cache_taken(F.c), 0);
 	struct hc_cstats s = stats();
 	ck_assert_uint_eq(s.writebacks, 1);
 	ck_assert_int_eq(s.cached, 0);
@@ -339,7 +341,9 @@ START_TEST(test_taken_discard_or_rewrite)
 	char buf[BS];
 	for (uint64_t b = 0; b < 8; b++)
 		ck_assert_int_eq(cread(b, buf), 1);
+	ck_assert_uint_eq(hc_cache_taken(F.c), 8);
 	ck_assert_uint_eq(hc_cache_discard(F.c, &F.v, 0, 7), 8);
+	ck_assert_uint_eq(hc_cache_taken(F.c), 0);
 	struct hc_cstats s = stats();
 	ck_assert_uint_eq(s.writebacks, 0);
 	ck_assert_uint_eq(s.discards, 8);
@@ -351,7 +355,9 @@ START_TEST(test_taken_discard_or_rewrite)
 	/* Written again: an ordinary dirty block, kept once written. */
 	cwrite_blocks(3, 1, 2);
 	ck_assert_int_eq(cread(3, buf), 1);
+	ck_assert_uint_eq(hc_cache_taken(F.c), 1);
 	cwrite_blocks(3, 1, 3);
+	ck_assert_uint_eq(hc_cache_taken(F.c), 0);
 	ck_assert_int_eq(hc_cache_flush(F.c, &F.v), 0);
 	assert_file_block(3, 3);
 	s = stats();
@@ -379,7 +385,9 @@ START_TEST(test_taken_written_first)
 	char buf[BS];
 	ck_assert_int_eq(cread(80, buf), 1);
 	ck_assert_uint_eq(stats().writebacks, 0);
+	ck_assert_uint_eq(hc_cache_taken(F.c), 1);
 	cwrite_blocks(201, 1, 7);	/* 7 free left: write-ahead starts */
+	ck_assert_uint_eq(hc_cache_taken(F.c), 0);
 	struct hc_cstats s = stats();
 	ck_assert_uint_eq(s.writebacks, 1);
 	assert_file_block(80, 6);
@@ -1001,6 +1009,7 @@ START_TEST(test_stress)
 		discarded += th[t].discarded;
 	}
 	ck_assert_int_eq(hc_cache_flush(F.c, &F.v), 0);
+	ck_assert_uint_eq(hc_cache_taken(F.c), 0);	/* all written, none left */
 	struct hc_cstats s = stats();
 	ck_assert_uint_eq(s.hits, hits);
 	ck_assert_uint_eq(s.hits + s.misses, blocks_read);
