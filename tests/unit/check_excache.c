@@ -467,11 +467,17 @@ END_TEST
 START_TEST(test_resize)
 {
 	const unsigned nslots = 64;
-	cache_open(engine_names[_i], nslots);
+	cache_open(engine_names[_i % 2], nslots);
+	F.v.lazy_taken = _i / 2;
 	ck_assert_int_eq(hc_cache_resize(F.c, 15), -EINVAL);
 	ck_assert_int_eq(hc_cache_resize(F.c, nslots + 1), -EINVAL);
 	cwrite_blocks(0, nslots, 7);
 	ck_assert_int_gt(stats().dirty, 0);	/* write-ahead may have cleaned some */
+	/* _i 2, 3: half of them read back, taken (kept dirty): written too. */
+	char tb[BS];
+	for (uint64_t k = 0; F.v.lazy_taken && k < nslots; k += 2)
+		if (cread(k, tb))
+			ck_assert_int_eq(t_pattern_check(tb, BS, 7, k * BS), -1);
 	ck_assert_int_eq(hc_cache_resize(F.c, 16), 0);
 	ck_assert_uint_eq(hc_cache_blocks(F.c), 16);
 	ck_assert_uint_eq(hc_cache_max_blocks(F.c), nslots);
@@ -1236,7 +1242,7 @@ static Suite *excache_suite(void)
 	t_tcase_fixtures(tc, 30);
 	tcase_add_loop_test(tc, test_lru_eviction, 0, 2);
 	tcase_add_loop_test(tc, test_eviction_counters_add_up, 0, 2);
-	tcase_add_loop_test(tc, test_resize, 0, 2);
+	tcase_add_loop_test(tc, test_resize, 0, 4);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("partial");
