@@ -36,11 +36,12 @@
  * written (the guest holds the page).  So the block taken last is written
  * first.  That suits the kernel, which reuses freed swap clusters oldest
  * first: the blocks taken long ago are the likeliest to be overwritten
- * next.  (Oldest taken first, tried: 88% of the swap-ins of hc-swaphog -p 8
- * 256M in 64 MiB over a 256 MiB cache were written back, against 26%.)  A write of the block before then
- * makes it an ordinary dirty block again, a discard drops it, a flush
- * writes it; either way nothing is written that was not needed.  A read of
- * a taken block (the guest dropped its copy) is served from the slot.
+ * next.  (Oldest taken first was tried: hc-swaphog -p 8 256M in 64 MiB,
+ * 512 MiB of swap, a 256 MiB cache: 88% of the swap-ins were written back,
+ * against 26%.)  A write of the block before then makes it an ordinary
+ * dirty block again, a discard drops it, a flush writes it; either way
+ * nothing is written that was not needed.  A read of a taken block (the
+ * guest dropped its copy) is served from the slot.
  * Other volumes write at the hit: a disk image's blocks are seldom written
  * again soon after a read, and a write-back put off can find the home block
  * shared meanwhile (a copy of the volume) and go elsewhere (CoW, dedup),
@@ -54,7 +55,8 @@
  * clean list when written.  A writer needing a slot takes a free one, else
  * the oldest clean one, in O(1); it waits only when storage lags behind.
  * Blocks thus leave in the order they were last written (LRU), except that a
- * block cleaned early by fsync joins the clean list at that moment.  Writers
+ * block cleaned early by fsync joins the clean list at that moment, and
+ * taken blocks go first.  Writers
  * of several blocks that have to wait for slots take a ticket and get slots
  * in ticket order (hc_cache_write); a ticket is served once as many tickets
  * as precede it have finished, so one finished out of order never leaves a
