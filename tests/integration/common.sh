@@ -128,10 +128,15 @@ hc_check_rings() {
 	[ "$v" -gt 0 ] || hc_fail "$mnt answered no request through its FUSE io_uring queues"
 }
 
-# hc_status MOUNTPOINT KEY: the value of KEY in the daemon's status (hectl).
+# hc_status MOUNTPOINT KEY: the value of KEY in the daemon's status (hectl);
+# a dotted KEY walks into objects (cache.taken_blocks).
 hc_status() {
 	"$HC_TOOLS/hectl" -m "$1" --json status |
-		python3 -c "import json,sys; print(json.load(sys.stdin)['$2'])" ||
+		python3 -c "import json,sys
+v = json.load(sys.stdin)
+for k in '$2'.split('.'):
+    v = v[k]
+print(v)" ||
 		hc_fail "hectl status on $1 failed"
 }
 

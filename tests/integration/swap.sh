@@ -96,8 +96,7 @@ for run in $(seq "$RUNS"); do
 done
 # What the swap-ins took out stays until needed: the hog's last pages, and
 # the stale ones of slots it freed (no discards yet).
-taken=$("$HC_TOOLS/hectl" -m "$MNT" --json status |
-	python3 -c 'import json,sys; print(json.load(sys.stdin)["cache"]["taken_blocks"])')
+taken=$(hc_status "$MNT" cache.taken_blocks)
 hc_info "taken blocks after the round without discards: $taken"
 [ "$taken" -gt 0 ] || hc_fail "no taken blocks after swap-ins (hectl status: cache.taken_blocks)"
 "$HC_TOOLS/hectl" -m "$MNT" status | grep -q '^of which taken  *[1-9]' ||
