@@ -481,6 +481,10 @@ int hc_rc_start(struct hc_fs *fs)
 	if (err)
 		return -err;
 	fs->timer_on = 1;
+	/* Without its thread the index inserts notes at once: slower, not wrong. */
+	if ((err = hc_hindex_start(fs->hidx)))
+		hc_log(LOG_WARNING, "dedup hint thread: %s; hints are inserted inline",
+		       strerror(-err));
 	return 0;
 }
 
@@ -494,6 +498,7 @@ void hc_rc_close(struct hc_fs *fs, int clean)
 		pthread_join(fs->timer, NULL);
 		fs->timer_on = 0;
 	}
+	hc_hindex_stop(fs->hidx);
 	if (fs->j && clean) {
 		int err = hc_journal_commit(fs->j);
 		if (!err)
@@ -611,8 +616,8 @@ void hc_rc_note_home(struct hc_fs *fs, struct hc_volume *v, uint64_t blk, const 
 {
 	if (!indexed(fs, v) || is_zero(buf))
 		return;
-	hc_hindex_insert(fs->hidx, hc_hindex_hash(fs->hidx, buf), idx_dom(fs, v),
-			 hidx_phys(v->vid, blk));
+	hc_hindex_note(fs->hidx, hc_hindex_hash(fs->hidx, buf), idx_dom(fs, v),
+		       hidx_phys(v->vid, blk));
 }
 
 /*
@@ -630,8 +635,8 @@ static void note_target(struct hc_fs *fs, struct hc_volume *v, const struct hc_p
 	uint32_t f = p->file == HC_PHYS_OVERFLOW ? 0 : p->file;
 	if (f >= (1u << HIDX_VID_BITS))
 		return;
-	hc_hindex_insert(fs->hidx, hc_hindex_hash(fs->hidx, buf), idx_dom(fs, v),
-			 hidx_phys(f, p->block));
+	hc_hindex_note(fs->hidx, hc_hindex_hash(fs->hidx, buf), idx_dom(fs, v),
+		       hidx_phys(f, p->block));
 }
 
 static void ovf_owner_set(struct hc_fs *fs, uint64_t b, const struct hc_volume *v);
@@ -878,8 +883,8 @@ static void ifl_done(struct hc_io *io)
 	__atomic_fetch_add(&v->wgen, 1, __ATOMIC_RELEASE);
 	if (io->res >= 0 && f->hashed)
 		for (unsigned k = 0; k < f->n; k++)
-			hc_hindex_insert(fs->hidx, f->hash[k], idx_dom(fs, v),
-					 hidx_phys(v->vid, f->b0 + k));
+			hc_hindex_note(fs->hidx, f->hash[k], idx_dom(fs, v),
+				       hidx_phys(v->vid, f->b0 + k));
 	pthread_mutex_lock(&v->ifl_lock);
 	struct hc_rc_ifl **pp = &v->ifl;
 	while (*pp != f)

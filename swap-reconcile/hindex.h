@@ -41,6 +41,24 @@ void hc_hindex_insert(struct hc_hindex *h, uint64_t hash, uint32_t dom, uint64_t
 size_t hc_hindex_lookup(struct hc_hindex *h, uint64_t hash, uint32_t dom, uint64_t *out,
 			size_t max);
 
+/*
+ * hc_hindex_insert(), deferred: the entry is inserted by the index's thread
+ * (hc_hindex_start()), or at the latest before the next lookup, insert,
+ * remove or stats call, so no caller can tell the difference but the
+ * noting thread, which does not wait for the insert.  Without the thread
+ * (not started, or stopped), an insert.
+ */
+void hc_hindex_note(struct hc_hindex *h, uint64_t hash, uint32_t dom, uint64_t phys);
+
+/*
+ * Starts the thread that inserts deferred notes.  0 or -errno (the notes
+ * are then inserted at once).
+ */
+int hc_hindex_start(struct hc_hindex *h) __attribute__((warn_unused_result));
+
+/* Stops that thread, inserting what it left.  NULL-safe; destroy calls it. */
+void hc_hindex_stop(struct hc_hindex *h);
+
 /* Forgets phys (overwritten, freed, discarded).  No-op when absent. */
 void hc_hindex_remove(struct hc_hindex *h, uint64_t phys);
 

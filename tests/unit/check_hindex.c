@@ -3,13 +3,16 @@
  * Unit tests of the dedup hash index (swap-reconcile/hindex.c): lookups per
  * domain, most recent first; a physical block re-inserted with new contents
  * forgets the old; remove; CLOCK replacement keeps what was looked up; the
- * hash of equal and different blocks; the collision test hook; and random
- * operations against a reference model.
+ * hash of equal and different blocks; the collision test hook; random
+ * operations against a reference model, with inserts made at once and
+ * deferred (hc_hindex_note() with the index's thread running); and notes
+ * from several threads while others look up.
  */
 #include "config.h"
 
 #include <check.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -119,14 +122,20 @@ END_TEST
 
 /*
  * Random inserts, removes and lookups against a model; no replacement by
- * CLOCK, but at most 8 blocks per contents (the oldest goes).
+ * CLOCK, but at most 8 blocks per contents (the oldest goes).  Loop 1 makes
+ * half the inserts deferred notes, with the index's thread inserting them
+ * meanwhile: the model is the same, as every operation sees the notes made
+ * before it in order.
  */
 START_TEST(test_model)
 {
+	int deferred = _i;
 	enum { NPHYS = 512, NHASH = 32, NDOM = 3 };
 	struct { int used; uint64_t hash; uint32_t dom; int t; } m[NPHYS];
 	memset(m, 0, sizeof(m));
 	struct hc_hindex *h = mk(NPHYS);
+	if (deferred)
+		ck_assert_int_eq(hc_hindex_start(h), 0);
 	uint64_t seed = 42, out[NPHYS];
 	for (int op = 0; op < 200000; op++) {
 		uint64_t p = t_rand_below(&seed, NPHYS);
@@ -134,7 +143,10 @@ START_TEST(test_model)
 		uint32_t dom = (uint32_t)t_rand_below(&seed, NDOM);
 		switch (t_rand_below(&seed, 3)) {
 		case 0: {
-			hc_hindex_insert(h, hash, dom, p);
+			if (deferred && (op & 1))
+				hc_hindex_note(h, hash, dom, p);
+			else
+				hc_hindex_insert(h, hash, dom, p);
 			/* the index keeps the 8 most recent blocks per (hash, dom) */
 			int same = 0, oldest = -1;
 			for (int q = 0; q < NPHYS; q++)
@@ -174,6 +186,66 @@ START_TEST(test_model)
 }
 END_TEST
 
+enum { NOTERS = 3, PER_NOTER = 20000 };
+
+struct noter {
+	struct hc_hindex *h;
+	unsigned id;
+};
+
+static void *note_many(void *arg)
+{
+	struct noter *n = arg;
+	for (uint64_t k = 0; k < PER_NOTER; k++)
+		hc_hindex_note(n->h, 1000000 * (n->id + 1) + k, 0, (uint64_t)n->id * PER_NOTER + k);
+	return NULL;
+}
+
+/*
+ * Threads note distinct blocks while this one looks them up: a block whose
+ * note has returned is found; after the threads are done every block is,
+ * once, under its own hash; stopping the index's thread leaves nothing
+ * pending.
+ */
+START_TEST(test_notes_threads)
+{
+	struct hc_hindex *h = mk(NOTERS * PER_NOTER + 16);	/* no replacement */
+	ck_assert_int_eq(hc_hindex_start(h), 0);
+	ck_assert_int_eq(hc_hindex_start(h), 0);	/* once is enough */
+	pthread_t t[NOTERS];
+	struct noter n[NOTERS];
+	for (unsigned i = 0; i < NOTERS; i++) {
+		n[i] = (struct noter){ .h = h, .id = i };
+		ck_assert_int_eq(pthread_create(&t[i], NULL, note_many, &n[i]), 0);
+	}
+	uint64_t out[4];
+	for (int k = 0; k < 2000; k++)
+		(void)hc_hindex_lookup(h, 1000000 + (uint64_t)k, 0, out, 4);
+	for (unsigned i = 0; i < NOTERS; i++)
+		pthread_join(t[i], NULL);
+	/* This thread's own note, looked up at once. */
+	hc_hindex_note(h, 7, 1, 999999999);
+	ck_assert_uint_eq(hc_hindex_lookup(h, 7, 1, out, 4), 1);
+	ck_assert_uint_eq(out[0], 999999999);
+	hc_hindex_remove(h, 999999999);
+	for (unsigned i = 0; i < NOTERS; i++)
+		for (uint64_t k = 0; k < PER_NOTER; k += 97) {
+			ck_assert_uint_eq(hc_hindex_lookup(h, 1000000 * (i + 1) + k, 0, out, 4), 1);
+			ck_assert_uint_eq(out[0], (uint64_t)i * PER_NOTER + k);
+		}
+	hc_hindex_stop(h);
+	struct hc_hindex_stats st;
+	hc_hindex_stats(h, &st);
+	ck_assert_uint_eq(st.entries, NOTERS * PER_NOTER);
+	ck_assert_uint_eq(st.inserts, NOTERS * PER_NOTER + 1);
+	/* Stopped: a note is an insert. */
+	hc_hindex_note(h, 8, 1, 5);
+	hc_hindex_stats(h, &st);
+	ck_assert_uint_eq(st.inserts, NOTERS * PER_NOTER + 2);
+	hc_hindex_destroy(h);
+}
+END_TEST
+
 static Suite *hindex_suite(void)
 {
 	Suite *s = suite_create("hindex");
@@ -182,7 +254,8 @@ static Suite *hindex_suite(void)
 	tcase_add_test(tc, test_basics);
 	tcase_add_test(tc, test_clock);
 	tcase_add_test(tc, test_hash);
-	tcase_add_test(tc, test_model);
+	tcase_add_loop_test(tc, test_model, 0, 2);
+	tcase_add_test(tc, test_notes_threads);
 	suite_add_tcase(s, tc);
 	return s;
 }
