@@ -36,7 +36,9 @@
  * thread that commits it: no hand-over to the I/O engine's thread and
  * back.  Block-aligned reads, hits and misses, land straight in the
  * request's payload buffer (hc_furing_payload()), where the reply finds
- * them in place: one copy of every byte fewer than through /dev/fuse.
+ * them in place: one copy of every byte fewer than through /dev/fuse.  The
+ * queue's memory is the ring's registered buffer, so such a read is a
+ * READ_FIXED and the kernel does not pin the payload's pages each time.
  *
  * A queue thread serves its requests one after the other: an op that
  * blocks (fsync, a write waiting for cache room) holds up that CPU's queue,
@@ -133,6 +135,7 @@ struct fq {
 	unsigned reads;			/* local reads on the ring */
 	int stop;
 	int ring_ok;
+	int fixed;			/* mem is the ring's registered buffer 0 */
 	int started;
 	struct fent *ents;
 	char *mem;
@@ -337,14 +340,42 @@ static int take_pending(struct fq *q)
 	return stop;
 }
 
-/* hc_ioeng_local: a volume read submitted by this queue thread. */
+/*
+ * The bytes of io's vector when it is one contiguous span inside the
+ * queue's registered memory (a read into a request's payload), else 0.
+ */
+static size_t fixed_span(const struct fq *q, const struct hc_io *io)
+{
+	if (!q->fixed)
+		return 0;
+	uintptr_t p = (uintptr_t)io->iov[0].iov_base, lo = (uintptr_t)q->mem;
+	size_t n = 0;
+	for (int k = 0; k < io->iovcnt; k++) {
+		if ((uintptr_t)io->iov[k].iov_base != p + n)
+			return 0;
+		n += io->iov[k].iov_len;
+	}
+	/* Bounce buffers of the pool lie outside, below or above. */
+	return p >= lo && p - lo < q->memsz && n <= q->memsz - (p - lo) ? n : 0;
+}
+
+/*
+ * hc_ioeng_local: a volume read submitted by this queue thread.  A read
+ * into a payload uses the registered buffer: the kernel need not pin its
+ * pages for every read (gup_fast_fallback was 6 % of the queue threads'
+ * time in 1 MiB sequential reads).
+ */
 static int local_submit(void *ctx, struct hc_io *io)
 {
 	struct fq *q = ctx;
 	struct io_uring_sqe *sqe = get_sqe(q);
 	if (!sqe)
 		return -EBUSY;
-	io_uring_prep_readv(sqe, io->fd, io->iov, io->iovcnt, io->off);
+	size_t span = fixed_span(q, io);
+	if (span)
+		io_uring_prep_read_fixed(sqe, io->fd, io->iov[0].iov_base, (unsigned)span, io->off, 0);
+	else
+		io_uring_prep_readv(sqe, io->fd, io->iov, io->iovcnt, io->off);
 	io_uring_sqe_set_data(sqe, (void *)((uintptr_t)io | IO_TAG));
 	q->reads++;
 	HC_TSAN_RELEASE(io);
@@ -441,6 +472,9 @@ static int ring_setup(struct fq *q)
 	if (err)
 		return err;
 	q->ring_ok = 1;
+	/* Without it (RLIMIT_MEMLOCK, an old kernel) reads pin their pages. */
+	struct iovec all = { q->mem, q->memsz };
+	q->fixed = io_uring_register_buffers(&q->ring, &all, 1) == 0;
 	return 0;
 }
 
