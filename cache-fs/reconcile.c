@@ -883,8 +883,8 @@ static void ifl_done(struct hc_io *io)
 	__atomic_fetch_add(&v->wgen, 1, __ATOMIC_RELEASE);
 	if (io->res >= 0 && f->hashed)
 		for (unsigned k = 0; k < f->n; k++)
-			hc_hindex_note(fs->hidx, f->hash[k], idx_dom(fs, v),
-				       hidx_phys(v->vid, f->b0 + k));
+			hc_hindex_insert(fs->hidx, f->hash[k], idx_dom(fs, v),
+					 hidx_phys(v->vid, f->b0 + k));
 	pthread_mutex_lock(&v->ifl_lock);
 	struct hc_rc_ifl **pp = &v->ifl;
 	while (*pp != f)

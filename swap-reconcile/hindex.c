@@ -20,7 +20,9 @@
  * misses, about half a microsecond.  Noting the 256 blocks of a 1 MiB read
  * that way took some 150 us from the thread that answers the read, before
  * its reply (perf: find_phys, drop and hc_hindex_insert were a quarter of
- * the FUSE queue threads' time during 1 MiB sequential reads).  A note is
+ * the FUSE queue threads' time during 1 MiB sequential reads).  Reads note;
+ * write-back completions insert (they run on the I/O engine's thread, and
+ * deferring them would only hand their inserts to the next writer's lookup).  A note is
  * appended to a pending array instead (plock), and the index's own thread,
  * woken every PEND_KICK notes, inserts them.  Order is kept: every other
  * operation first inserts what is pending (drain(), under lock), so a
@@ -73,7 +75,7 @@ struct hc_hindex {
 	pthread_mutex_t plock;
 	pthread_cond_t pcond;
 	struct pend *pend;		/* plock: notes not yet inserted */
-	uint32_t npend;			/* plock */
+	uint32_t npend;			/* plock to change; drain() peeks */
 	struct pend *spare;		/* lock: the other array, drained */
 	int stop;			/* plock */
 	int thr_on;
@@ -223,14 +225,21 @@ static void ins(struct hc_hindex *h, uint64_t hash, uint32_t dom, uint64_t phys)
 	h->st.inserts++;
 }
 
-/* Inserts the pending notes, oldest first.  lock held. */
+/*
+ * Inserts the pending notes, oldest first.  lock held.  Nothing pending is
+ * the common case on write paths (their inserts are not deferred): one
+ * load, no plock.  A note made before this call, by this thread or by one
+ * that synchronised with it since, is seen.
+ */
 static void drain(struct hc_hindex *h)
 {
+	if (!__atomic_load_n(&h->npend, __ATOMIC_ACQUIRE))
+		return;
 	pthread_mutex_lock(&h->plock);
 	struct pend *p = h->pend;
 	uint32_t n = h->npend;
 	h->pend = h->spare;
-	h->npend = 0;
+	__atomic_store_n(&h->npend, 0, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&h->plock);
 	h->spare = p;
 	for (uint32_t i = 0; i < n; i++)
@@ -253,8 +262,10 @@ void hc_hindex_note(struct hc_hindex *h, uint64_t hash, uint32_t dom, uint64_t p
 		hc_hindex_insert(h, hash, dom, phys);
 		return;
 	}
-	h->pend[h->npend++] = (struct pend){ .hash = hash, .phys = phys, .dom = dom };
-	if (h->npend == PEND_KICK)
+	uint32_t n = h->npend;
+	h->pend[n++] = (struct pend){ .hash = hash, .phys = phys, .dom = dom };
+	__atomic_store_n(&h->npend, n, __ATOMIC_RELEASE);
+	if (n == PEND_KICK)
 		pthread_cond_signal(&h->pcond);
 	pthread_mutex_unlock(&h->plock);
 }
