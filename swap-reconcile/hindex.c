@@ -48,6 +48,7 @@
 #define SAME_MAX 8		/* entries kept per (hash, domain); lookups use 4 */
 #define PEND_CAP 4096u		/* deferred notes */
 #define PEND_KICK 256u		/* pending notes that wake the index's thread */
+#define AHEAD 4u		/* drain(): notes prefetched ahead */
 
 struct pend {
 	uint64_t hash, phys;
@@ -242,8 +243,24 @@ static void drain(struct hc_hindex *h)
 	__atomic_store_n(&h->npend, 0, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&h->plock);
 	h->spare = p;
-	for (uint32_t i = 0; i < n; i++)
+	/*
+	 * The buckets of the notes a few ahead, and of the entries the CLOCK
+	 * hand will take, are fetched while this one is inserted: their cache
+	 * misses overlap instead of following one another (the thread's CPU
+	 * time in 1 MiB sequential reads: 78-80 ticks per 6 s against 83-90).
+	 */
+	for (uint32_t i = 0; i < n; i++) {
+		if (i + AHEAD < n) {
+			__builtin_prefetch(&h->pb[hc_mix64(p[i + AHEAD].phys) & h->mask]);
+			__builtin_prefetch(&h->hb[hc_mix64(p[i + AHEAD].hash) & h->mask]);
+		}
+		if (h->free_head == NIL) {
+			const struct ent *v = &h->e[(h->hand + AHEAD) % h->n];
+			__builtin_prefetch(&h->pb[hc_mix64(v->phys) & h->mask]);
+			__builtin_prefetch(&h->hb[hc_mix64(v->hash) & h->mask]);
+		}
 		ins(h, p[i].hash, p[i].dom, p[i].phys);
+	}
 }
 
 void hc_hindex_insert(struct hc_hindex *h, uint64_t hash, uint32_t dom, uint64_t phys)
