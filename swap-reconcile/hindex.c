@@ -20,16 +20,17 @@
  * misses, about half a microsecond.  Noting the 256 blocks of a 1 MiB read
  * that way took some 150 us from the thread that answers the read, before
  * its reply (perf: find_phys, drop and hc_hindex_insert were a quarter of
- * the FUSE queue threads' time during 1 MiB sequential reads).  Reads note;
- * write-back completions insert (they run on the I/O engine's thread, and
- * deferring them would only hand their inserts to the next writer's lookup).  A note is
+ * the FUSE queue threads' time during 1 MiB sequential reads).  A note is
  * appended to a pending array instead (plock), and the index's own thread,
- * woken every PEND_KICK notes, inserts them.  Order is kept: every other
- * operation first inserts what is pending (drain(), under lock), so a
- * lookup finds a block noted just before, and an insert or remove of a
- * block comes after the notes made before it.  With the pending array full
- * (the thread not keeping up) the noting thread drains it itself, as it
- * would have inserted: nothing is dropped.  Lock order: lock, then plock.
+ * woken every PEND_KICK notes, inserts them.  Reads note; write-back
+ * completions insert (they run on the I/O engine's thread already, and
+ * deferring them would hand their inserts to the next writer's lookup,
+ * which drains).  Order is kept: every other operation first inserts what
+ * is pending (drain(), under lock), so a lookup finds a block noted just
+ * before, and an insert or remove of a block comes after the notes made
+ * before it.  With the pending array full (the thread not keeping up) the
+ * noting thread drains it itself, as it would have inserted: nothing is
+ * dropped.  Lock order: lock, then plock.
  */
 #include "config.h"
 
