@@ -129,15 +129,10 @@ hc_check_rings() {
 }
 
 # hc_status MOUNTPOINT KEY: the value of KEY in the daemon's status (hectl);
-# a dotted KEY walks into objects (cache.taken_blocks).
+# a dotted KEY walks into objects (cache.taken_blocks); a missing one fails.
 hc_status() {
-	"$HC_TOOLS/hectl" -m "$1" --json status |
-		python3 -c "import json,sys
-v = json.load(sys.stdin)
-for k in '$2'.split('.'):
-    v = v[k]
-print(v)" ||
-		hc_fail "hectl status on $1 failed"
+	"$HC_TOOLS/hectl" -m "$1" --json status | jq -er ".$2" ||
+		hc_fail "hectl status on $1 failed (or has no $2)"
 }
 
 # hc_umount MOUNTPOINT: unmounts and waits for our daemon to exit cleanly.

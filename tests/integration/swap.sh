@@ -10,12 +10,11 @@
 # cache) in domain host.  Only our own swap area is ever swapped off.
 # Then once more with swapon --discard: the kernel punches the whole area
 # at swapon and then the swap clusters it frees, and the daemon drops those
-# blocks unwritten.  Its
-# domain has this one swap volume, so a dirty block a swap-in takes out
-# stays cached until the cache needs room (excache.c "Taken blocks"): most
-# are discarded or swapped out again first, so fewer than half of the
-# swap-ins may cost a write-back (when each was written back at the hit,
-# there were as many write-backs as hits).
+# blocks unwritten.  Its domain has this one swap volume, so a dirty block
+# a swap-in takes out stays cached until the cache needs room (excache.c
+# "Taken blocks"): most are discarded or swapped out again first, so fewer
+# than half of the swap-ins may cost a write-back (when each was written
+# back at the hit, there were as many write-backs as hits).
 # HC_LONG=1: more passes, twice (and twice with discards).
 
 . "$(dirname "$0")/common.sh"
