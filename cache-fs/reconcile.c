@@ -719,7 +719,8 @@ enum { K_NONE, K_ZERO, K_SHARED, K_HOME, K_OVF };
  * rlock, makes them durable, sets the entry.  1 shared, 0 not, -errno.
  */
 static int try_share(struct hc_fs *fs, struct hc_volume *v, uint64_t b, uint64_t b0, unsigned n,
-		     const void *data, uint64_t c, void *cbuf, const struct hc_phys *cur, int has)
+		     const void *data, uint64_t c, void *cbuf, const void *known,
+		     const struct hc_phys *cur, int has)
 {
 	struct hc_phys p = { .file = (uint32_t)(c >> HC_PHYS_BLOCK_BITS),
 			     .block = c & HC_PHYS_BLOCK_MAX };
@@ -754,9 +755,14 @@ static int try_share(struct hc_fs *fs, struct hc_volume *v, uint64_t b, uint64_t
 	/* Only whole blocks inside the candidate's size, not being written. */
 	if ((p.block + 1) * HC_BLOCK_SIZE > hc_vol_size(x) || hc_rc_in_flight(x, p.block))
 		goto out;
-	ssize_t r = pread(x->cv.fd, cbuf, HC_BLOCK_SIZE, (off_t)(p.block * HC_BLOCK_SIZE));
-	if (r != HC_BLOCK_SIZE || memcmp(cbuf, data, HC_BLOCK_SIZE))
-		goto out;	/* I2: a hash match is only a hint */
+	if (known) {
+		if (memcmp(known, data, HC_BLOCK_SIZE))
+			goto out;	/* I2: a hash match is only a hint */
+	} else {
+		ssize_t r = pread(x->cv.fd, cbuf, HC_BLOCK_SIZE, (off_t)(p.block * HC_BLOCK_SIZE));
+		if (r != HC_BLOCK_SIZE || memcmp(cbuf, data, HC_BLOCK_SIZE))
+			goto out;	/* I2: a hash match is only a hint */
+	}
 	res = need_sync(fs, x);	/* I4: synced before the record is durable */
 	if (res)
 		goto out;
@@ -809,7 +815,7 @@ int hc_rc_write_share(struct hc_fs *fs, struct hc_volume *v, uint64_t blk, const
 	int had = hc_imap_lookup(v->map, blk, &cur) == 0;
 	if (!hc_rc_in_flight(v, blk))
 		for (size_t c = 0; c < nc && r == 0; c++)
-			r = try_share(fs, v, blk, blk, 1, data, cand[c], cbuf, &cur, had);
+			r = try_share(fs, v, blk, blk, 1, data, cand[c], cbuf, NULL, &cur, had);
 	pthread_mutex_unlock(&v->rlock);
 	free(cbuf);
 	if (r == 1)
@@ -899,6 +905,62 @@ static void ifl_done(struct hc_io *io)
 }
 
 /*
+ * DOC: the verification window.  A write-back run whose blocks all have
+ * candidates among the volume's own blocks, one after the other (a guest
+ * or the kernel swapping out again what it swapped out before, to other
+ * slots), would read each candidate with its own synchronous pread: 128
+ * disk reads in a row for a 512 KiB swap-out, on the thread that serves
+ * the FUSE queue.  Instead, the first candidate of such a sequence is read
+ * with the ones that follow it, up to WIN_MAX blocks, in one pread, and
+ * the compares use those bytes.  Only for candidates in v itself: v's
+ * rlock is held from the read to the last compare, and every writer of
+ * v's home file holds it, except asynchronous runs already in flight
+ * (which hold none), and no new one starts while we hold it.  So the
+ * window stops before the first block in flight when it is read, and the
+ * bytes of the others stay what is on disk until the rlock is released.
+ */
+#define WIN_MAX 64
+
+struct vwin {
+	uint64_t first;	/* v's block in buf[0] */
+	unsigned n;	/* blocks held */
+	void *buf;	/* WIN_MAX blocks, allocated at first use */
+};
+
+/*
+ * The bytes of candidate c of block k (cand[k][c], k in the run [b0,
+ * b0+n) of v, v's rlock held) when the window holds them or a read of two
+ * or more of them in a row can fill it; else NULL (try_share reads it).
+ */
+static const void *vwin_get(struct hc_volume *v, struct vwin *w, uint64_t b0, unsigned n,
+			    unsigned k, size_t c, uint64_t (*cand)[MAX_CAND], const uint8_t *nc)
+{
+	uint64_t x = cand[k][c];
+	if ((uint32_t)(x >> HC_PHYS_BLOCK_BITS) != v->vid)
+		return NULL;
+	uint64_t p = x & HC_PHYS_BLOCK_MAX;
+	if (w->n && p >= w->first && p - w->first < w->n)
+		return (const char *)w->buf + (p - w->first) * HC_BLOCK_SIZE;
+	/* How many of the next blocks' first candidates follow p on v. */
+	uint64_t size = hc_vol_size(v) / HC_BLOCK_SIZE;
+	unsigned m = 0;
+	while (m < WIN_MAX && k + m < n && (m == 0 || (nc[k + m] && cand[k + m][0] == x + m)) &&
+	       !(p + m >= b0 && p + m - b0 < n) && p + m < size && !hc_rc_in_flight(v, p + m))
+		m++;
+	if (m < 2)
+		return NULL;
+	if (!w->buf && posix_memalign(&w->buf, HC_BLOCK_SIZE, WIN_MAX * HC_BLOCK_SIZE)) {
+		w->buf = NULL;
+		return NULL;
+	}
+	ssize_t r = hc_pread_full(v->cv.fd, w->buf, (size_t)m * HC_BLOCK_SIZE,
+				  (off_t)(p * HC_BLOCK_SIZE));
+	w->n = r > 0 ? (unsigned)((size_t)r / HC_BLOCK_SIZE) : 0;
+	w->first = p;
+	return w->n ? w->buf : NULL;
+}
+
+/*
  * Stores a write-back run of v: blocks b0 .. b0+n-1 with data in iov;
  * *saved gets the number stored without a data write (zero, shared).
  * A run of plain in-place blocks (no entry to clear, no home block shared)
@@ -920,30 +982,38 @@ static int store_run(struct hc_fs *fs, struct hc_volume *v, uint64_t b0, struct 
 	int err = 0;
 	if (n > RUN_MAX)
 		return -EINVAL;
+	uint64_t cand[RUN_MAX][MAX_CAND];
+	uint8_t nc[RUN_MAX];
+	struct vwin win = { 0 };
 	memset(kind, K_NONE, sizeof(kind));
 	if (posix_memalign(&cbuf, HC_BLOCK_SIZE, HC_BLOCK_SIZE))
 		return -ENOMEM;
 	struct hc_refcount *rc = hc_journal_refcount(fs->j);
 	pthread_mutex_lock(&v->rlock);
 	unsigned nhome_clear = 0, novf = 0, nhome = 0;
+	/* Candidates first: the verification window looks ahead (vwin_get). */
+	for (unsigned k = 0; k < n; k++) {
+		const void *data = iov[k].iov_base;
+		/* Only we change v's map (rlock), so no maplock for lookups. */
+		had[k] = hc_imap_lookup(v->map, b0 + k, &cur[k]) == 0;
+		nc[k] = 0;
+		if (is_zero(data)) {
+			kind[k] = K_ZERO;
+		} else if (indexed(fs, v)) {
+			hash[k] = hc_hindex_hash(fs->hidx, data);
+			nc[k] = (uint8_t)hc_hindex_lookup(fs->hidx, hash[k], idx_dom(fs, v), cand[k],
+							  MAX_CAND);
+		}
+	}
 	for (unsigned k = 0; k < n; k++) {
 		uint64_t b = b0 + k;
 		const void *data = iov[k].iov_base;
-		/* Only we change v's map (rlock), so no maplock for lookups. */
-		had[k] = hc_imap_lookup(v->map, b, &cur[k]) == 0;
-		if (is_zero(data)) {
-			kind[k] = K_ZERO;
+		if (kind[k] == K_ZERO)
 			continue;
-		}
-		uint64_t cand[MAX_CAND];
-		size_t nc = 0;
-		if (indexed(fs, v)) {
-			hash[k] = hc_hindex_hash(fs->hidx, data);
-			nc = hc_hindex_lookup(fs->hidx, hash[k], idx_dom(fs, v), cand, MAX_CAND);
-		}
-		kind[k] = K_NONE;
-		for (size_t c = 0; c < nc; c++) {
-			int r = try_share(fs, v, b, b0, n, data, cand[c], cbuf, &cur[k], had[k]);
+		for (size_t c = 0; c < nc[k]; c++) {
+			const void *known = vwin_get(v, &win, b0, n, k, c, cand, nc);
+			int r = try_share(fs, v, b, b0, n, data, cand[k][c], cbuf, known, &cur[k],
+					  had[k]);
 			if (r < 0) {
 				err = r;
 				goto out;
@@ -991,6 +1061,7 @@ static int store_run(struct hc_fs *fs, struct hc_volume *v, uint64_t b0, struct 
 		pthread_mutex_unlock(&v->ifl_lock);
 		pthread_mutex_unlock(&v->rlock);
 		free(cbuf);
+		free(win.buf);
 		io->done = ifl_done;
 		io->priv = f;
 		int e = hc_ioeng_submit(fs->eng, io);
@@ -1079,6 +1150,7 @@ out:
 			hc_refcount_cancel(rc, ovf[k], 1);
 	pthread_mutex_unlock(&v->rlock);
 	free(cbuf);
+	free(win.buf);
 	return err;
 }
 

@@ -1220,6 +1220,53 @@ START_TEST(test_dedup_at_write)
 END_TEST
 
 /*
+ * The verification window (reconcile.c): a write-back run whose blocks
+ * all have their candidates one after the other in the same volume (the
+ * same data written again elsewhere) compares them from reads of up to
+ * WIN_MAX blocks.  Every block of a run longer than two windows is shared
+ * with the right block: wrong offsets in the window would fail the
+ * compare and store copies.  The run's first block has no candidate in
+ * sequence (its data is new), and one block in the middle is new too, so
+ * windows start anew after it.  Reads come back right through the
+ * entries, and again after a restart.
+ */
+START_TEST(test_dedup_window)
+{
+	enum { N = 150, AT = 1000, NEW = 70 };
+	fs_open(engine_names[_i], 16 << 20, 0);
+	struct hc_volume *v = mkvol(mkdom("d"), "v");
+	char *a = t_alloc_aligned(N * BS), *b = t_alloc_aligned((N + 1) * BS);
+	uint64_t seed = 21;
+	t_fill_random(a, N * BS, &seed);
+	vwrite(v, 0, a, N * BS);
+	ck_assert_int_eq(hc_vol_fsync(F.fs, v, 0), 0);
+	t_fill_random(b, BS, &seed);		/* new */
+	memcpy(b + BS, a, N * BS);
+	t_fill_random(b + (1 + NEW) * BS, BS, &seed);	/* new */
+	vwrite(v, (uint64_t)AT * BS, b, (N + 1) * BS);
+	ck_assert_int_eq(hc_vol_fsync(F.fs, v, 0), 0);
+	ck_assert_msg(!hc_rc_has_entry(v, AT), "new data was shared");
+	ck_assert_msg(!hc_rc_has_entry(v, AT + 1 + NEW), "new data was shared");
+	for (unsigned k = 0; k < N; k++)
+		if (k != NEW)
+			ck_assert_msg(hc_rc_has_entry(v, AT + 1 + k), "block %u was not shared", k);
+	for (int round = 0; round < 2; round++) {
+		vcheck(v, (uint64_t)AT * BS, b, (N + 1) * BS);	/* hits */
+		vcheck(v, (uint64_t)AT * BS, b, (N + 1) * BS);	/* through the entries */
+		vcheck(v, 0, a, N * BS);
+		if (round == 0) {
+			fs_close();
+			fs_open(engine_names[_i], 16 << 20, 0);
+			v = (struct hc_volume *)lookup(lookup(&F.fs->root, "d"), "v");
+		}
+	}
+	free(a);
+	free(b);
+	fs_close();
+}
+END_TEST
+
+/*
  * SEEK_HOLE on a volume whose last block is a map entry (a dedup reference
  * to its own block 0): the volume has no hole, so the answer is its size
  * (once was ENXIO: the home file had a hole there and the search stepped
@@ -1275,6 +1322,7 @@ static Suite *volume_suite(void)
 	tcase_add_test(tc, test_create_refused);
 	tcase_add_loop_test(tc, test_dedup_same_run, 0, 2);
 	tcase_add_loop_test(tc, test_dedup_at_write, 0, 2);
+	tcase_add_loop_test(tc, test_dedup_window, 0, 2);
 	tcase_add_loop_test(tc, test_seek_hole_entry, 0, 2);
 	suite_add_tcase(s, tc);
 
