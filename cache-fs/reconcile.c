@@ -888,9 +888,8 @@ static void ifl_done(struct hc_io *io)
 	/* Counted even after a failure: the home file may have changed. */
 	__atomic_fetch_add(&v->wgen, 1, __ATOMIC_RELEASE);
 	if (io->res >= 0 && f->hashed)
-		for (unsigned k = 0; k < f->n; k++)
-			hc_hindex_insert(fs->hidx, f->hash[k], idx_dom(fs, v),
-					 hidx_phys(v->vid, f->b0 + k));
+		hc_hindex_insert_run(fs->hidx, f->hash, f->n, idx_dom(fs, v),
+				     hidx_phys(v->vid, f->b0));
 	pthread_mutex_lock(&v->ifl_lock);
 	struct hc_rc_ifl **pp = &v->ifl;
 	while (*pp != f)
@@ -997,14 +996,15 @@ static int store_run(struct hc_fs *fs, struct hc_volume *v, uint64_t b0, struct 
 		/* Only we change v's map (rlock), so no maplock for lookups. */
 		had[k] = hc_imap_lookup(v->map, b0 + k, &cur[k]) == 0;
 		nc[k] = 0;
-		if (is_zero(data)) {
+		if (is_zero(data))
 			kind[k] = K_ZERO;
-		} else if (indexed(fs, v)) {
+		else if (indexed(fs, v))
 			hash[k] = hc_hindex_hash(fs->hidx, data);
-			nc[k] = (uint8_t)hc_hindex_lookup(fs->hidx, hash[k], idx_dom(fs, v), cand[k],
-							  MAX_CAND);
-		}
 	}
+	/* kind[] is K_NONE (0) or K_ZERO here: zero blocks are skipped. */
+	if (indexed(fs, v))
+		hc_hindex_lookup_run(fs->hidx, hash, kind, n, idx_dom(fs, v), &cand[0][0], MAX_CAND,
+				     nc);
 	for (unsigned k = 0; k < n; k++) {
 		uint64_t b = b0 + k;
 		const void *data = iov[k].iov_base;

@@ -339,12 +339,38 @@ void hc_hindex_stop(struct hc_hindex *h)
 	pthread_mutex_unlock(&h->lock);
 }
 
-size_t hc_hindex_lookup(struct hc_hindex *h, uint64_t hash, uint32_t dom, uint64_t *out,
-			size_t max)
+/*
+ * Batches (a write-back run: up to 256 blocks).  One lock for the run, and
+ * the buckets of the blocks a few ahead fetched while this one is looked
+ * up or inserted, as drain() does: an index operation is mostly cache
+ * misses, and one after the other they do not overlap (perf, 1 MiB
+ * sequential writes: hc_hindex_lookup 10 % and the inserts' find_phys,
+ * drop and ins 11 % of the daemon).
+ */
+void hc_hindex_insert_run(struct hc_hindex *h, const uint64_t *hash, uint32_t n, uint32_t dom,
+			  uint64_t phys0)
 {
-	size_t n = 0;
 	pthread_mutex_lock(&h->lock);
 	drain(h);
+	for (uint32_t k = 0; k < n; k++) {
+		if (k + AHEAD < n) {
+			__builtin_prefetch(&h->pb[hc_mix64(phys0 + k + AHEAD) & h->mask]);
+			__builtin_prefetch(&h->hb[hc_mix64(hash[k + AHEAD]) & h->mask]);
+		}
+		if (h->free_head == NIL) {
+			const struct ent *v = &h->e[(h->hand + AHEAD) % h->n];
+			__builtin_prefetch(&h->pb[hc_mix64(v->phys) & h->mask]);
+			__builtin_prefetch(&h->hb[hc_mix64(v->hash) & h->mask]);
+		}
+		ins(h, hash[k], dom, phys0 + k);
+	}
+	pthread_mutex_unlock(&h->lock);
+}
+
+/* One lookup.  lock held. */
+static size_t lookup(struct hc_hindex *h, uint64_t hash, uint32_t dom, uint64_t *out, size_t max)
+{
+	size_t n = 0;
 	for (uint32_t i = h->hb[hc_mix64(hash) & h->mask]; i != NIL && n < max; i = h->e[i].hnext) {
 		struct ent *e = &h->e[i];
 		if (e->hash != hash || e->dom != dom)
@@ -354,6 +380,32 @@ size_t hc_hindex_lookup(struct hc_hindex *h, uint64_t hash, uint32_t dom, uint64
 	}
 	h->st.lookups++;
 	h->st.candidates += n;
+	return n;
+}
+
+void hc_hindex_lookup_run(struct hc_hindex *h, const uint64_t *hash, const uint8_t *skip,
+			  uint32_t n, uint32_t dom, uint64_t *out, size_t max, uint8_t *nout)
+{
+	pthread_mutex_lock(&h->lock);
+	drain(h);
+	/* Block j's bucket is fetched while block j - AHEAD is looked up. */
+	for (uint32_t j = 0; j < n + AHEAD; j++) {
+		if (j < n && !(skip && skip[j]))	/* a skipped hash may be unset */
+			__builtin_prefetch(&h->hb[hc_mix64(hash[j]) & h->mask]);
+		if (j < AHEAD)
+			continue;
+		uint32_t k = j - AHEAD;
+		nout[k] = skip && skip[k] ? 0 : (uint8_t)lookup(h, hash[k], dom, out + k * max, max);
+	}
+	pthread_mutex_unlock(&h->lock);
+}
+
+size_t hc_hindex_lookup(struct hc_hindex *h, uint64_t hash, uint32_t dom, uint64_t *out,
+			size_t max)
+{
+	pthread_mutex_lock(&h->lock);
+	drain(h);
+	size_t n = lookup(h, hash, dom, out, max);
 	pthread_mutex_unlock(&h->lock);
 	return n;
 }

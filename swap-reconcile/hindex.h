@@ -42,6 +42,18 @@ size_t hc_hindex_lookup(struct hc_hindex *h, uint64_t hash, uint32_t dom, uint64
 			size_t max);
 
 /*
+ * Both for a run of n blocks, under one lock, with the index's memory
+ * fetched ahead: insert_run records block k (k < n) as phys0 + k holding
+ * hash[k]; lookup_run stores block k's candidates (at most max, max <= 255)
+ * at out[k * max] and their number in nout[k], 0 where skip[k] is set
+ * (skip may be NULL).  Each is the loop of single calls, in order.
+ */
+void hc_hindex_insert_run(struct hc_hindex *h, const uint64_t *hash, uint32_t n, uint32_t dom,
+			  uint64_t phys0);
+void hc_hindex_lookup_run(struct hc_hindex *h, const uint64_t *hash, const uint8_t *skip,
+			  uint32_t n, uint32_t dom, uint64_t *out, size_t max, uint8_t *nout);
+
+/*
  * hc_hindex_insert(), deferred: the entry is inserted by the index's thread
  * (hc_hindex_start()), or at the latest before the next lookup, insert,
  * remove or stats call, so no caller can tell the difference but the

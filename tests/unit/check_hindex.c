@@ -5,8 +5,9 @@
  * forgets the old; remove; CLOCK replacement keeps what was looked up; the
  * hash of equal and different blocks; the collision test hook; random
  * operations against a reference model, with inserts made at once and
- * deferred (hc_hindex_note() with the index's thread running); and notes
- * from several threads while others look up.
+ * deferred (hc_hindex_note() with the index's thread running); notes
+ * from several threads while others look up; the run calls against single
+ * calls.
  */
 #include "config.h"
 
@@ -207,6 +208,56 @@ static void *note_many(void *arg)
  * once, under its own hash; stopping the index's thread leaves nothing
  * pending.
  */
+/*
+ * The run calls against loops of single calls on a twin index: random runs
+ * of inserts and lookups (with skipped blocks), few distinct hashes (the
+ * same-contents limit) and a small pool (CLOCK replacement, driven by the
+ * lookups' reference bits), so any difference in order or result shows up
+ * in a later lookup or in the stats.
+ */
+START_TEST(test_runs)
+{
+	enum { MAXC = 4, RUN = 64 };
+	struct hc_hindex *a = mk(256), *b = mk(256);
+	uint64_t seed = 99, hash[RUN], outa[RUN][MAXC], outb[RUN][MAXC];
+	uint8_t skip[RUN], nb[RUN];
+	for (int round = 0; round < 3000; round++) {
+		uint32_t n = 1 + (uint32_t)(t_rand(&seed) % RUN);
+		uint32_t dom = (uint32_t)(t_rand(&seed) % 2);
+		for (uint32_t k = 0; k < n; k++) {
+			hash[k] = 1 + t_rand(&seed) % 97;
+			skip[k] = t_rand(&seed) % 5 == 0;
+		}
+		if (t_rand(&seed) % 2) {
+			uint64_t phys0 = t_rand(&seed) % 4096;
+			for (uint32_t k = 0; k < n; k++)
+				hc_hindex_insert(a, hash[k], dom, phys0 + k);
+			hc_hindex_insert_run(b, hash, n, dom, phys0);
+			continue;
+		}
+		hc_hindex_lookup_run(b, hash, round % 3 ? skip : NULL, n, dom, &outb[0][0], MAXC, nb);
+		for (uint32_t k = 0; k < n; k++) {
+			size_t na = round % 3 && skip[k] ? 0 : hc_hindex_lookup(a, hash[k], dom, outa[k], MAXC);
+			ck_assert_uint_eq(nb[k], na);
+			for (size_t c = 0; c < na; c++)
+				ck_assert_uint_eq(outb[k][c], outa[k][c]);
+		}
+	}
+	struct hc_hindex_stats sa, sb;
+	hc_hindex_stats(a, &sa);
+	hc_hindex_stats(b, &sb);
+	ck_assert_uint_eq(sa.entries, sb.entries);
+	ck_assert_uint_eq(sa.inserts, sb.inserts);
+	ck_assert_uint_eq(sa.lookups, sb.lookups);
+	ck_assert_uint_eq(sa.candidates, sb.candidates);
+	ck_assert_uint_eq(sa.replaced, sb.replaced);
+	ck_assert_uint_gt(sa.replaced, 0);
+	ck_assert_uint_gt(sa.candidates, 0);
+	hc_hindex_destroy(a);
+	hc_hindex_destroy(b);
+}
+END_TEST
+
 START_TEST(test_notes_threads)
 {
 	struct hc_hindex *h = mk(NOTERS * PER_NOTER + 16);	/* no replacement */
@@ -256,6 +307,7 @@ static Suite *hindex_suite(void)
 	tcase_add_test(tc, test_hash);
 	tcase_add_loop_test(tc, test_model, 0, 2);
 	tcase_add_test(tc, test_notes_threads);
+	tcase_add_test(tc, test_runs);
 	suite_add_tcase(s, tc);
 	return s;
 }
