@@ -75,6 +75,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "excache.h"
 #include "hecache/format.h"
@@ -149,6 +152,35 @@ struct hc_cache {
 		__atomic_fetch_add(&(v)->dstats->f, (n), __ATOMIC_RELAXED);  \
 		__atomic_fetch_add(&(c)->total.f, (n), __ATOMIC_RELAXED);    \
 	} while (0)
+
+/*
+ * Copies a block into a slot with non-temporal stores: the slot's old lines
+ * are not read in first (a cold slot cost a cache miss per line: the copy
+ * was 80 % of admit), and the block does not push hotter data out of the
+ * CPU caches; it is read again only by a later hit or by the disk's DMA.
+ * The fence makes the stores visible before the lock that publishes the
+ * slot is released (unlock orders ordinary stores only).  1 MiB sequential
+ * writes: median 2092 -> 2239 MB/s (seven runs each, alternating); 4 KiB
+ * random writes unchanged.
+ */
+static void copy_to_slot(void *dst, const void *src)
+{
+#ifdef __SSE2__
+	__m128i *d = dst;
+	const __m128i *s = src;
+	for (unsigned k = 0; k < HC_BLOCK_SIZE / 16; k += 4) {
+		__m128i a = _mm_loadu_si128(s + k), b = _mm_loadu_si128(s + k + 1);
+		__m128i x = _mm_loadu_si128(s + k + 2), y = _mm_loadu_si128(s + k + 3);
+		_mm_stream_si128(d + k, a);
+		_mm_stream_si128(d + k + 1, b);
+		_mm_stream_si128(d + k + 2, x);
+		_mm_stream_si128(d + k + 3, y);
+	}
+	_mm_sfence();
+#else
+	memcpy(dst, src, HC_BLOCK_SIZE);
+#endif
+}
 
 static inline void *slot_data(struct hc_cache *c, uint32_t i)
 {
@@ -769,7 +801,10 @@ retry:
 			wait_progress(c, pend);
 			goto retry;
 		}
-		memcpy((char *)slot_data(c, i) + boff, src, blen);
+		if (blen == HC_BLOCK_SIZE)
+			copy_to_slot(slot_data(c, i), src);
+		else
+			memcpy((char *)slot_data(c, i) + boff, src, blen);
 		make_dirty(c, v, i);
 		return 0;
 	}
@@ -804,7 +839,7 @@ retry:
 	hash_insert(c, i);
 	STAT_ADD(c, v, cached, 1);
 	if (blen == HC_BLOCK_SIZE) {
-		memcpy(slot_data(c, i), src, HC_BLOCK_SIZE);
+		copy_to_slot(slot_data(c, i), src);
 	} else {
 		/* Partial block not cached: read the rest from storage. */
 		flush_pending(c, pend);
