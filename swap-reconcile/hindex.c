@@ -178,6 +178,16 @@ static inline void fetch(const struct hc_hindex *h, uint64_t hash, uint64_t phys
 		__builtin_prefetch(&h->e[*pb]);
 }
 
+/* With the pool full: the buckets of the entry the CLOCK hand takes soon. */
+static inline void fetch_victim(const struct hc_hindex *h)
+{
+	if (h->free_head != NIL)
+		return;
+	const struct ent *v = &h->e[(h->hand + AHEAD) % h->n];
+	__builtin_prefetch(&h->pb[pbucket(h, v->phys)]);
+	__builtin_prefetch(&h->hb[hc_mix64(v->hash) & h->mask]);
+}
+
 /* Unlinks entry i from both chains and frees it.  lock held. */
 static void drop(struct hc_hindex *h, uint32_t i)
 {
@@ -285,11 +295,7 @@ static void drain(struct hc_hindex *h)
 			fetch(h, p[i + 2 * AHEAD].hash, p[i + 2 * AHEAD].phys, 0);
 		if (i + AHEAD < n)
 			fetch(h, p[i + AHEAD].hash, p[i + AHEAD].phys, 1);
-		if (h->free_head == NIL) {
-			const struct ent *v = &h->e[(h->hand + AHEAD) % h->n];
-			__builtin_prefetch(&h->pb[pbucket(h, v->phys)]);
-			__builtin_prefetch(&h->hb[hc_mix64(v->hash) & h->mask]);
-		}
+		fetch_victim(h);
 		ins(h, p[i].hash, p[i].dom, p[i].phys);
 	}
 }
@@ -387,11 +393,7 @@ void hc_hindex_insert_run(struct hc_hindex *h, const uint64_t *hash, uint32_t n,
 			fetch(h, hash[k + 2 * AHEAD], phys0 + k + 2 * AHEAD, 0);
 		if (k + AHEAD < n)
 			fetch(h, hash[k + AHEAD], phys0 + k + AHEAD, 1);
-		if (h->free_head == NIL) {
-			const struct ent *v = &h->e[(h->hand + AHEAD) % h->n];
-			__builtin_prefetch(&h->pb[pbucket(h, v->phys)]);
-			__builtin_prefetch(&h->hb[hc_mix64(v->hash) & h->mask]);
-		}
+		fetch_victim(h);
 		ins(h, hash[k], dom, phys0 + k);
 	}
 	pthread_mutex_unlock(&h->lock);
