@@ -9,7 +9,8 @@
  * punch hole, zero range, SEEK_DATA/SEEK_HOLE, fsync putting the data and
  * the exact size in the home file, -EFBIG past HC_MAX_VOLUME_SIZE,
  * write-through, the stats text, reloading a backing directory after
- * hc_fs_destroy, and several threads reading and writing their own volumes.
+ * hc_fs_destroy, and several threads reading and writing their own volumes
+ * (also writing copies of their own blocks, shared at write-back).
  */
 #include "config.h"
 
