@@ -755,14 +755,14 @@ static int try_share(struct hc_fs *fs, struct hc_volume *v, uint64_t b, uint64_t
 	/* Only whole blocks inside the candidate's size, not being written. */
 	if ((p.block + 1) * HC_BLOCK_SIZE > hc_vol_size(x) || hc_rc_in_flight(x, p.block))
 		goto out;
-	if (known) {
-		if (memcmp(known, data, HC_BLOCK_SIZE))
-			goto out;	/* I2: a hash match is only a hint */
-	} else {
+	if (!known) {
 		ssize_t r = pread(x->cv.fd, cbuf, HC_BLOCK_SIZE, (off_t)(p.block * HC_BLOCK_SIZE));
-		if (r != HC_BLOCK_SIZE || memcmp(cbuf, data, HC_BLOCK_SIZE))
-			goto out;	/* I2: a hash match is only a hint */
+		if (r != HC_BLOCK_SIZE)
+			goto out;
+		known = cbuf;
 	}
+	if (memcmp(known, data, HC_BLOCK_SIZE))
+		goto out;	/* I2: a hash match is only a hint */
 	res = need_sync(fs, x);	/* I4: synced before the record is durable */
 	if (res)
 		goto out;

@@ -49,7 +49,7 @@
 #define SAME_MAX 8		/* entries kept per (hash, domain); lookups use 4 */
 #define PEND_CAP 4096u		/* deferred notes */
 #define PEND_KICK 256u		/* pending notes that wake the index's thread */
-#define AHEAD 4u		/* drain(): notes prefetched ahead */
+#define AHEAD 4u		/* drain() and runs: blocks prefetched ahead */
 
 struct pend {
 	uint64_t hash, phys;
@@ -148,6 +148,12 @@ uint64_t hc_hindex_hash(const struct hc_hindex *h, const void *block)
 	return h->collide ? 0x5eed : XXH3_64bits_dispatch(block, HC_BLOCK_SIZE);
 }
 
+/* The content-hash bucket. */
+static inline uint64_t hbucket(const struct hc_hindex *h, uint64_t hash)
+{
+	return hc_mix64(hash) & h->mask;
+}
+
 /*
  * The physical-address bucket: 16 blocks in a row take 16 buckets in a row
  * (a write-back run's inserts replace the entries of its blocks: one or two
@@ -166,7 +172,7 @@ static inline uint64_t pbucket(const struct hc_hindex *h, uint64_t phys)
  */
 static inline void fetch(const struct hc_hindex *h, uint64_t hash, uint64_t phys, int stage)
 {
-	const uint32_t *hb = &h->hb[hc_mix64(hash) & h->mask], *pb = &h->pb[pbucket(h, phys)];
+	const uint32_t *hb = &h->hb[hbucket(h, hash)], *pb = &h->pb[pbucket(h, phys)];
 	if (!stage) {
 		__builtin_prefetch(hb);
 		__builtin_prefetch(pb);
@@ -185,14 +191,14 @@ static inline void fetch_victim(const struct hc_hindex *h)
 		return;
 	const struct ent *v = &h->e[(h->hand + AHEAD) % h->n];
 	__builtin_prefetch(&h->pb[pbucket(h, v->phys)]);
-	__builtin_prefetch(&h->hb[hc_mix64(v->hash) & h->mask]);
+	__builtin_prefetch(&h->hb[hbucket(h, v->hash)]);
 }
 
 /* Unlinks entry i from both chains and frees it.  lock held. */
 static void drop(struct hc_hindex *h, uint32_t i)
 {
 	struct ent *e = &h->e[i];
-	uint32_t *p = &h->hb[hc_mix64(e->hash) & h->mask];
+	uint32_t *p = &h->hb[hbucket(h, e->hash)];
 	while (*p != i)
 		p = &h->e[*p].hnext;
 	*p = e->hnext;
@@ -245,7 +251,7 @@ static void ins(struct hc_hindex *h, uint64_t hash, uint32_t dom, uint64_t phys)
 		drop(h, old);
 	/* At most SAME_MAX blocks per contents: the oldest goes (chains stay short). */
 	uint32_t same = 0, last = NIL;
-	for (uint32_t i = h->hb[hc_mix64(hash) & h->mask]; i != NIL; i = h->e[i].hnext)
+	for (uint32_t i = h->hb[hbucket(h, hash)]; i != NIL; i = h->e[i].hnext)
 		if (h->e[i].hash == hash && h->e[i].dom == dom) {
 			same++;
 			last = i;
@@ -259,7 +265,7 @@ static void ins(struct hc_hindex *h, uint64_t hash, uint32_t dom, uint64_t phys)
 	e->dom = dom;
 	e->used = 1;
 	e->ref = 1;
-	uint64_t hb = hc_mix64(hash) & h->mask, pb = pbucket(h, phys);
+	uint64_t hb = hbucket(h, hash), pb = pbucket(h, phys);
 	e->hnext = h->hb[hb];
 	h->hb[hb] = i;
 	e->pnext = h->pb[pb];
@@ -403,7 +409,7 @@ void hc_hindex_insert_run(struct hc_hindex *h, const uint64_t *hash, uint32_t n,
 static size_t lookup(struct hc_hindex *h, uint64_t hash, uint32_t dom, uint64_t *out, size_t max)
 {
 	size_t n = 0;
-	for (uint32_t i = h->hb[hc_mix64(hash) & h->mask]; i != NIL && n < max; i = h->e[i].hnext) {
+	for (uint32_t i = h->hb[hbucket(h, hash)]; i != NIL && n < max; i = h->e[i].hnext) {
 		struct ent *e = &h->e[i];
 		if (e->hash != hash || e->dom != dom)
 			continue;
@@ -426,9 +432,9 @@ void hc_hindex_lookup_run(struct hc_hindex *h, const uint64_t *hash, const uint8
 	 */
 	for (uint32_t j = 0; j < n + 2 * AHEAD; j++) {
 		if (j < n && !(skip && skip[j]))	/* a skipped hash may be unset */
-			__builtin_prefetch(&h->hb[hc_mix64(hash[j]) & h->mask]);
+			__builtin_prefetch(&h->hb[hbucket(h, hash[j])]);
 		if (j >= AHEAD && j - AHEAD < n && !(skip && skip[j - AHEAD])) {
-			uint32_t i = h->hb[hc_mix64(hash[j - AHEAD]) & h->mask];
+			uint32_t i = h->hb[hbucket(h, hash[j - AHEAD])];
 			if (i != NIL)
 				__builtin_prefetch(&h->e[i]);
 		}
