@@ -46,6 +46,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -190,7 +191,8 @@ static void drop_job(struct hc_odefrag *od)
 /* --- one volume ---------------------------------------------------------------------- */
 
 struct run {
-	struct hc_odefrag *od;
+	struct hc_fs *fs;
+	struct hc_odefrag *od;		/* NULL: hc_odefrag_unshare() */
 	struct hc_volume *v;
 	struct jvol *jv;
 	int home_fd;			/* a descriptor of v's home file without O_DIRECT */
@@ -200,7 +202,7 @@ struct run {
 static int file_fd(void *arg, uint32_t file)
 {
 	struct run *x = arg;
-	struct hc_fs *fs = x->od->fs;
+	struct hc_fs *fs = x->fs;
 	if (file == HC_PHYS_OVERFLOW)
 		return fs->ovf_fd;
 	if (file == x->v->vid)
@@ -214,7 +216,7 @@ static int begin(void *arg, uint64_t *size)
 {
 	struct run *x = arg;
 	pthread_mutex_lock(&x->v->rlock);
-	if (!x->v->map || hc_ns_find_vid(x->od->fs, x->v->vid) != x->v) {
+	if (!x->v->map || hc_ns_find_vid(x->fs, x->v->vid) != x->v) {
 		pthread_mutex_unlock(&x->v->rlock);
 		return 1;	/* unlinked or replaced meanwhile */
 	}
@@ -237,9 +239,9 @@ static void hold(void *arg, int what, int on)
 		else
 			pthread_rwlock_unlock(&x->v->maplock);
 	} else if (on) {
-		pthread_mutex_lock(&x->od->fs->ovf_lock);
+		pthread_mutex_lock(&x->fs->ovf_lock);
 	} else {
-		pthread_mutex_unlock(&x->od->fs->ovf_lock);
+		pthread_mutex_unlock(&x->fs->ovf_lock);
 	}
 }
 
@@ -253,7 +255,7 @@ static int skip(void *arg, uint64_t lblk)
 static void allocated(void *arg, uint64_t start, uint64_t n)
 {
 	struct run *x = arg;
-	hc_rc_ovf_owner(x->od->fs, start, n, x->v);
+	hc_rc_ovf_owner(x->fs, start, n, x->v);
 }
 
 /* Sleeps until deadline (hc_now_ns) unless stopped; lock held. */
@@ -345,6 +347,18 @@ static int find_volume(struct hc_fs *fs, const char *label, struct hc_node **dn,
 	return 0;
 }
 
+/* A descriptor of v's home file the engine can write partial blocks through. */
+static int open_home(struct hc_volume *v, int *fd)
+{
+	*fd = v->cv.fd;
+	if (!v->direct)
+		return 0;
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", v->cv.fd);
+	*fd = open(path, O_RDWR | O_CLOEXEC);
+	return *fd < 0 ? -errno : 0;
+}
+
 /* Runs the job's policy over one volume; 0, -EINTR (stopped) or -errno (od->msg). */
 static int do_volume(struct hc_odefrag *od, struct jvol *jv)
 {
@@ -365,16 +379,8 @@ static int do_volume(struct hc_odefrag *od, struct jvol *jv)
 	}
 	struct hc_defrag_locality before;
 	locality(v, &before);
-	struct run x = { .od = od, .v = v, .jv = jv, .home_fd = v->cv.fd };
-	int err = 0;
-	if (v->direct) {
-		/* The engine writes partial last blocks: no O_DIRECT. */
-		char path[64];
-		snprintf(path, sizeof(path), "/proc/self/fd/%d", v->cv.fd);
-		x.home_fd = open(path, O_RDWR | O_CLOEXEC);
-		if (x.home_fd < 0)
-			err = -errno;
-	}
+	struct run x = { .fs = fs, .od = od, .v = v, .jv = jv };
+	int err = open_home(v, &x.home_fd);
 	pthread_mutex_lock(&od->lock);
 	jv->before = before;
 	jv->state = V_RUNNING;
@@ -413,10 +419,11 @@ static int do_volume(struct hc_odefrag *od, struct jvol *jv)
 		if (od->policy == HC_ODEFRAG_SWAP || !r.kept_shared || !(r.moved + r.zeroed))
 			break;
 	}
-	jv->ns = hc_now_ns() - t;
+	uint64_t ns = hc_now_ns() - t;
 	struct hc_defrag_locality after;
 	locality(v, &after);
 	pthread_mutex_lock(&od->lock);
+	jv->ns = ns;	/* od->lock: defrag_status reads it */
 	jv->after = after;
 	jv->has_after = 1;
 	jv->state = err == -EINTR ? V_STOPPED : err ? V_FAILED : V_DONE;
@@ -428,6 +435,89 @@ static int do_volume(struct hc_odefrag *od, struct jvol *jv)
 		close(x.home_fd);
 	hc_ns_forget(fs, &v->node, 1);
 	hc_ns_forget(fs, dn, 1);
+	return err;
+}
+
+/* --- unsharing blocks a truncate cuts --------------------------------------------- */
+
+struct unshare {
+	struct run x;			/* first: the hooks above take it */
+	uint32_t tvid;
+	uint64_t from;
+};
+
+/* Only entries of x.v pointing at home blocks from `from` on of volume tvid. */
+static int skip_unshare(void *arg, uint64_t lblk)
+{
+	struct unshare *u = arg;
+	struct hc_phys p;
+	if (hc_rc_in_flight(u->x.v, lblk) || hc_imap_lookup(u->x.v->map, lblk, &p))
+		return 1;
+	return p.file != u->tvid || p.block < u->from;
+}
+
+int hc_odefrag_unshare(struct hc_fs *fs, struct hc_volume *t, uint64_t from)
+{
+	if (!fs->j)
+		return 0;
+	/* Every listed volume with a map may point into t (dedup=all: any domain). */
+	pthread_mutex_lock(&fs->ns_lock);
+	size_t n = 0, cap = 0;
+	for (struct hc_domain *d = fs->domains; d; d = d->next)
+		for (struct hc_volume *w = d->vols; w; w = w->next)
+			cap++;
+	struct hc_volume **ws = cap ? calloc(cap, sizeof(*ws)) : NULL;
+	for (struct hc_domain *d = fs->domains; ws && d; d = d->next)
+		for (struct hc_volume *w = d->vols; w && n < cap; w = w->next)
+			if (w->map && !w->unlinked) {
+				w->node.nlookup++;	/* kept until hc_ns_forget below */
+				ws[n++] = w;
+			}
+	pthread_mutex_unlock(&fs->ns_lock);
+	if (cap && !ws)
+		return -ENOMEM;
+	int err = 0;
+	uint64_t moved = 0, t0 = hc_now_ns();
+	for (size_t i = 0; i < n; i++) {
+		struct hc_volume *w = ws[i];
+		struct unshare u = { .x = { .fs = fs, .v = w, .home_fd = -1 }, .tvid = t->vid,
+				     .from = from };
+		if (!err)
+			err = open_home(w, &u.x.home_fd);
+		if (!err) {
+			struct hc_defrag_home_opts o = { .batch_blocks = HC_DEFRAG_BATCH };
+			struct hc_defrag_io io = { .file_fd = file_fd, .begin = begin, .end = end,
+						   .hold = hold, .skip = skip_unshare,
+						   .allocated = allocated, .arg = &u };
+			struct hc_defrag_result r;
+			char msg[256] = "";
+			/*
+			 * Home first (locality back); an entry whose own home
+			 * block is shared cannot go there (I3): it gets a new
+			 * overflow.dat block instead.
+			 */
+			err = hc_defrag_home(fs->j, w->vid, u.x.home_fd, hc_vol_size(w), &o, &io, &r,
+					     msg, sizeof(msg));
+			moved += r.moved + r.zeroed;
+			o.every = 1;
+			if (!err)
+				err = hc_defrag_swap(fs->j, w->vid, hc_vol_size(w), &o, &io, &r, msg,
+						     sizeof(msg));
+			moved += r.relocated;
+			if (err)
+				hc_log(LOG_ERR, "%s/%s: copying blocks of %s/%s home for a truncate: %s",
+				       w->dom->name, w->name, t->dom->name, t->name,
+				       msg[0] ? msg : strerror(-err));
+		}
+		if (u.x.home_fd >= 0 && u.x.home_fd != w->cv.fd)
+			close(u.x.home_fd);
+		hc_ns_forget(fs, &w->node, 1);
+	}
+	free(ws);
+	if (moved)
+		hc_log(LOG_INFO, "truncate of %s/%s: %" PRIu64 " blocks it held for other entries "
+		       "copied to them first (%.1f s)", t->dom->name, t->name, moved,
+		       (double)(hc_now_ns() - t0) / 1e9);
 	return err;
 }
 

@@ -51,4 +51,18 @@ struct json_object *hc_odefrag_locality_json(const struct hc_defrag_locality *l)
 /* Adds the job's state to out (doc/ctl-protocol.md "defrag_status"). */
 void hc_odefrag_status(struct hc_odefrag *od, struct json_object *out);
 
+struct hc_volume;
+/*
+ * Before a truncate of t that would cut its home blocks from `from` on
+ * while entries (of any volume, t too) point at them: gives every such
+ * entry its data at its own volume's home and drops it, as policy home
+ * does (hc_defrag_home), or, where that home block is itself shared (I3),
+ * copies the data to a new overflow.dat block and points the entry there
+ * (hc_defrag_swap, every).  Each volume's batches run under its rlock and
+ * follow I4.  The caller holds t's iolock (no copy_file_range out of t
+ * meanwhile) and checks again after: a share made meanwhile still refuses
+ * the truncate.  0 or -errno (logged).
+ */
+int hc_odefrag_unshare(struct hc_fs *fs, struct hc_volume *t, uint64_t from);
+
 #endif

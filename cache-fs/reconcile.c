@@ -1290,6 +1290,13 @@ int hc_rc_truncate_begin(struct hc_fs *fs, struct hc_volume *v, uint64_t size)
 	return err;
 }
 
+void hc_rc_hold_shares(struct hc_volume *v, int on)
+{
+	pthread_mutex_lock(&v->rlock);
+	v->noshare += on ? 1 : -1;
+	pthread_mutex_unlock(&v->rlock);
+}
+
 void hc_rc_truncate_end(struct hc_fs *fs, struct hc_volume *v, uint64_t size)
 {
 	uint64_t first = (size + HC_BLOCK_SIZE - 1) / HC_BLOCK_SIZE;

@@ -26,6 +26,7 @@
 
 #include "hecache/ctl.h"
 #include "log.h"
+#include "odefrag.h"
 #include "util.h"
 #include "volume.h"
 
@@ -554,8 +555,19 @@ int hc_vol_truncate(struct hc_fs *fs, struct hc_volume *v, uint64_t size)
 	uint64_t old = hc_vol_size(v);
 	int shrink = size < old;
 	if (shrink) {
-		/* Refused while other volumes share home blocks past size. */
+		/*
+		 * Other volumes' entries pointing at home blocks past size get
+		 * their own copies first; refused (EBUSY) only when one cannot.
+		 */
 		err = hc_rc_truncate_begin(fs, v, size);
+		if (err == -EBUSY) {
+			hc_rc_hold_shares(v, 1);
+			/* Entries a pass drops may free home blocks the next can move. */
+			for (int pass = 0; err == -EBUSY && pass < 3; pass++)
+				if (!hc_odefrag_unshare(fs, v, size / HC_BLOCK_SIZE))
+					err = hc_rc_truncate_begin(fs, v, size);
+			hc_rc_hold_shares(v, 0);
+		}
 		if (err) {
 			pthread_rwlock_unlock(&v->iolock);
 			return err;

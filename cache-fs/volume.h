@@ -381,6 +381,8 @@ int hc_rc_discard(struct hc_fs *fs, struct hc_volume *v, uint64_t first, uint64_
  */
 int hc_rc_truncate_begin(struct hc_fs *fs, struct hc_volume *v, uint64_t size);
 void hc_rc_truncate_end(struct hc_fs *fs, struct hc_volume *v, uint64_t size);
+/* on 1: nothing new shares v's blocks until the matching on 0 (v->noshare). */
+void hc_rc_hold_shares(struct hc_volume *v, int on);
 /*
  * Overflow blocks [start, start + n) hold v's data from now on (fs->ovf_lock
  * held): dedup may offer them to v's domain only (I2).

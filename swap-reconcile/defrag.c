@@ -246,6 +246,7 @@ struct pass {
 	void *buf;		/* RUN_MAX blocks */
 	struct unit u;		/* swap */
 	int dry_run;
+	int every;		/* swap: hc_defrag_home_opts.every */
 };
 
 static int next_in_run(const struct item *a, const struct item *b)
@@ -627,7 +628,7 @@ static int unit_find(struct pass *s, uint64_t *from, uint64_t nblk, uint64_t *vi
 		}
 		*visited += n - 1;
 		*from = lblk + n;
-		if (n < 2 || in_place)
+		if (!s->every && (n < 2 || in_place))
 			continue;
 		uint64_t base = 0;
 		if (!s->dry_run) {
@@ -767,7 +768,8 @@ int hc_defrag_swap(struct hc_journal *j, uint32_t vid, uint64_t size,
 	memset(res, 0, sizeof(*res));
 	msg[0] = 0;
 	struct pass s = { .j = j, .vid = vid, .fd = -1, .size = size, .io = io, .res = res,
-			  .msg = msg, .msglen = msglen, .dry_run = o && o->dry_run };
+			  .msg = msg, .msglen = msglen, .dry_run = o && o->dry_run,
+			  .every = o && o->every };
 	int err = pass_init(&s, cap);
 	if (err)
 		goto out;

@@ -105,6 +105,7 @@ enum { HC_DEFRAG_HOLD_MAP, HC_DEFRAG_HOLD_OVF };
 struct hc_defrag_home_opts {
 	uint32_t batch_blocks;	/* entries per batch (write, sync, drop, commit); 0: 1024 */
 	int dry_run;		/* classify only: no I/O, no record */
+	int every;		/* swap: every entry not skipped moves, alone or in place too */
 };
 
 #define HC_DEFRAG_BATCH 1024u

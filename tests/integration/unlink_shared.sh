@@ -8,8 +8,9 @@
 # can be used again; the reserved prefix is refused; an open descriptor of
 # the removed source still reads it; removing the copy removes the hidden
 # file; a rename over a shared volume keeps its blocks the same way; `rm -rf`
-# of a domain works whatever the order of its volumes; hectl fsck is clean
-# at the end.
+# of a domain works whatever the order of its volumes; a truncate below
+# blocks other volumes share works and keeps their data (after SIGKILL
+# too); hectl fsck is clean at the end.
 
 . "$(dirname "$0")/common.sh"
 
@@ -133,6 +134,35 @@ mkdir "$MNT/e" && dd if="$HC_SCRATCH/ref" of="$MNT/e/a" bs=1M conv=fsync status=
 	cfr "$MNT/e/a" "$MNT/e/b" $((8 * MiB)) || hc_fail "setting up domain e failed"
 rm -rf "$MNT/e" || hc_fail "rm -rf e failed"
 [ ! -e "$BACK/e" ] || hc_fail "e's backing directory stayed"
+
+# --- truncating a volume below blocks others share --------------------------------
+# t/copy shares all 8 MiB of t/src, t/src shares its own first MiB at 7 MiB
+# (t/src 7M..8M -> t/src 0..1M).  Cutting t/src to 2 MiB + 100 bytes: the
+# entries pointing past the cut get their data at their own home first
+# (odefrag.c, hc_odefrag_unshare), so the truncate is not refused, and every
+# byte reads as before, also after SIGKILL and a remount.
+mkdir "$MNT/t" || hc_fail "mkdir t failed"
+dd if="$HC_SCRATCH/ref" of="$MNT/t/src" bs=1M oflag=direct conv=fsync status=none ||
+	hc_fail "writing t/src failed"
+cfr "$MNT/t/src" "$MNT/t/copy" $((8 * MiB))
+python3 "$HC_INTEGRATION_DIR/cfr.py" "$MNT/t/src" "$MNT/t/src" "$((7 * MiB)) 0 $MiB" ||
+	hc_fail "copy_file_range t/src 7M..8M over its first MiB failed"
+tail -c +$((7 * MiB + 1)) "$HC_SCRATCH/ref" | head -c $MiB |
+	cat - <(tail -c +$((MiB + 1)) "$HC_SCRATCH/ref") >"$HC_SCRATCH/tsrc"
+cmp "$MNT/t/src" "$HC_SCRATCH/tsrc" || hc_fail "t/src differs after copying its last MiB over its first"
+truncate -s $((2 * MiB + 100)) "$MNT/t/src" ||
+	hc_fail "truncating t/src below the blocks t/copy shares was refused"
+truncate -s $((2 * MiB + 100)) "$HC_SCRATCH/tsrc"
+cmp "$MNT/t/src" "$HC_SCRATCH/tsrc" || hc_fail "t/src differs after the truncate"
+cmp "$MNT/t/copy" "$HC_SCRATCH/ref" || hc_fail "t/copy differs after its source was truncated"
+hc_crash "$MNT"
+hc_mount "$BACK" "$MNT" -o cache=16M
+cmp "$MNT/t/src" "$HC_SCRATCH/tsrc" || hc_fail "t/src differs after SIGKILL and a remount"
+cmp "$MNT/t/copy" "$HC_SCRATCH/ref" || hc_fail "t/copy differs after SIGKILL and a remount"
+truncate -s $((8 * MiB)) "$MNT/t/src" || hc_fail "growing t/src failed"
+cmp <(tail -c +$((2 * MiB + 101)) "$MNT/t/src") <(head -c $((6 * MiB - 100)) /dev/zero) ||
+	hc_fail "t/src grown again does not read zeros past its old size"
+rm -r "$MNT/t" || hc_fail "rm -r t failed"
 hc_umount "$MNT"
 "$HECTL" -b "$BACK" fsck >"$HC_SCRATCH/fsck" 2>&1 || hc_fail "hectl fsck: $(cat "$HC_SCRATCH/fsck")"
 hc_info "PASS"

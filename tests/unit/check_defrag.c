@@ -629,6 +629,43 @@ START_TEST(test_swap_shared)
 }
 END_TEST
 
+/*
+ * every (hc_odefrag_unshare): single entries and runs already in place move
+ * too; afterwards every entry inside the size points into overflow.dat, and
+ * every block reads the same, also after a reopen.
+ */
+START_TEST(test_swap_every)
+{
+	build(0);
+	char *before = snapshot();
+	struct hc_defrag_io io = offline_io();
+	struct hc_defrag_home_opts o = { .every = 1 };
+	struct hc_defrag_result r;
+	struct dump d0, d;
+	dump(F.j, &d0);
+	ck_assert_int_eq(swap_all(&o, &io, &r), 0);
+	dump(F.j, &d);
+	size_t moved = 0;
+	for (uint32_t v = 1; v <= NV; v++) {
+		ck_assert_uint_eq(d.n[v], d0.n[v]);
+		for (size_t i = 0; i < d.n[v]; i++) {
+			if (d0.f[v][i] == HC_PHYS_ZERO || d0.l[v][i] >= NL)
+				continue;
+			ck_assert_uint_eq(d.f[v][i], HC_PHYS_OVERFLOW);
+			moved++;
+		}
+	}
+	ck_assert_uint_eq(r.relocated, moved);
+	verify_ok(F.j);
+	same_data(before);
+	hc_journal_close(F.j);
+	F.j = jopen(0);
+	verify_ok(F.j);
+	same_data(before);
+	free(before);
+}
+END_TEST
+
 /* ---- dry runs -------------------------------------------------------------------- */
 
 START_TEST(test_dry_run)
@@ -918,7 +955,7 @@ static Suite *defrag_suite(void)
 {
 	Suite *s = suite_create("defrag");
 	add_case(s, "home", 60, test_home_all, test_home_eof, NULL);
-	add_case(s, "swap", 60, test_swap_all, test_swap_shared, NULL);
+	add_case(s, "swap", 60, test_swap_all, test_swap_shared, test_swap_every, NULL);
 	add_case(s, "dry_run", 60, test_dry_run, NULL);
 	add_case(s, "batches", 60, test_swap_batches, test_swap_batches_shared, test_swap_eintr,
 		 NULL);
