@@ -3,7 +3,8 @@
 
 model.py MOUNT STATE SEED OPS
 
-Volumes d0/a d0/b d0/c (one domain) and d1/x (another).  Each of OPS
+Volumes d0/a d0/b d0/c.ram (kind ram) in one domain and d1/x d1/s.swap
+(kind swap) in another (HC_MODEL_VOLS: others).  Each of OPS
 operations is drawn at random: aligned and unaligned writes (through plain
 and O_DIRECT descriptors) of blocks from a small pool (so that dedup shares
 them), of zeros and of random bytes; reads (plain and O_DIRECT); hole punches
@@ -29,7 +30,9 @@ import sys
 
 BLK = 4096
 MAXSZ = 3 * 1024 * 1024
-VOLS = ["d0/a", "d0/b", "d0/c", "d1/x"]
+# kinds by name (hecache-fs(8)): c.ram keeps the page cache, s.swap is its
+# domain's only swap volume (dirty blocks a read hits stay in their slot)
+VOLS = os.environ.get("HC_MODEL_VOLS", "d0/a d0/b d0/c.ram d1/x d1/s.swap").split()
 FALLOC_FL_KEEP_SIZE = 1
 FALLOC_FL_PUNCH_HOLE = 2
 FALLOC_FL_ZERO_RANGE = 16

@@ -4,7 +4,8 @@
 # plain and O_DIRECT, of pooled (dedup), zero and random blocks; reads;
 # punches and zero ranges; fallocate; truncate; copy_file_range inside and
 # across domains; rename; unlink and re-creation; fsync; SEEK_HOLE/SEEK_DATA
-# -- over four volumes of two domains, through a 256 KiB cache, checked
+# -- over five volumes of two domains (kinds disk, ram and swap), through
+# a 256 KiB cache, checked
 # against an in-memory model after every change.  Between rounds the daemon
 # is unmounted, or SIGKILLed after every volume was fsynced, and mounted
 # again with the next I/O engine (uring, aio, sync); the next round first
