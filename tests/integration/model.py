@@ -11,7 +11,7 @@ them), of zeros and of random bytes; reads (plain and O_DIRECT); hole punches
 and zero ranges (with and without KEEP_SIZE); fallocate growing a volume;
 truncate; copy_file_range inside a domain (aligned: shared blocks; unaligned:
 copied bytes) and across domains; rename; unlink and re-creation; fsync;
-SEEK_HOLE/SEEK_DATA.  After every change the changed range is read back, and
+SEEK_HOLE/SEEK_DATA; writes through a shared mapping of the ram volume.  After every change the changed range is read back, and
 every volume in full at the end, and compared with the model (I1).  A hole
 SEEK_HOLE/SEEK_DATA reports must read as zeros.
 
@@ -276,6 +276,31 @@ class Model:
         finally:
             os.close(fd)
 
+    def op_mmap(self, v):
+        """Shared mapping of a ram volume (file-backed guest RAM): writes
+        through memory, msync, then reads back through the mapping and pread."""
+        size = len(self.data[v])
+        if not v.endswith(".ram") or size < BLK:
+            return
+        off = self.rnd.randrange(0, size // BLK) * BLK
+        n = min(self.rnd.randint(1, 16) * BLK, size - off)
+        fd = os.open(self.path(v), os.O_RDWR)
+        try:
+            m = mmap.mmap(fd, n, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE,
+                          offset=off)
+        finally:
+            os.close(fd)
+        self.last = "mmap write of %d at %d" % (n, off)
+        with m:
+            if m[:] != bytes(self.data[v][off:off + n]):
+                die("%s: %s: the mapping does not hold the volume's bytes" % (v, self.last))
+            k = self.rnd.randrange(0, n)
+            buf = self.content(min(n - k, self.rnd.randint(1, 3 * BLK)), False)
+            m[k:k + len(buf)] = buf
+            m.flush()
+        self.model_write(v, off + k, buf)
+        self.compare(v, off, n, direct=self.rnd.random() < 0.3)
+
     def op_seek(self, v):
         size = len(self.data[v])
         if size == 0:
@@ -300,7 +325,8 @@ class Model:
             die("%s: %s: byte %d of the hole holds data in the model" % (v, self.last, k))
 
     OPS = [("write", 30), ("read", 12), ("punch", 10), ("grow", 3), ("truncate", 4),
-           ("copy", 14), ("rename", 2), ("recreate", 1), ("fsync", 5), ("seek", 6)]
+           ("copy", 14), ("rename", 2), ("recreate", 1), ("fsync", 5), ("seek", 6),
+           ("mmap", 8)]
 
     # ---------------------------------------------------------- state
     def load(self):

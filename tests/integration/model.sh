@@ -3,13 +3,13 @@
 # I1 and I5 under random operations (model.py): writes aligned and not,
 # plain and O_DIRECT, of pooled (dedup), zero and random blocks; reads;
 # punches and zero ranges; fallocate; truncate; copy_file_range inside and
-# across domains; rename; unlink and re-creation; fsync; SEEK_HOLE/SEEK_DATA
-# -- over five volumes of two domains (kinds disk, ram and swap), through
-# a 256 KiB cache, checked
-# against an in-memory model after every change.  Between rounds the daemon
-# is unmounted, or SIGKILLed after every volume was fsynced, and mounted
-# again with the next I/O engine (uring, aio, sync); the next round first
-# checks every byte.  6 rounds of 1500 operations; 40 of 5000 with HC_LONG=1.
+# across domains; rename; unlink and re-creation; fsync; SEEK_HOLE/SEEK_DATA;
+# writes through a shared mapping of the ram volume (msync) -- over five
+# volumes of two domains (kinds disk, ram and swap), through a 256 KiB
+# cache, checked against an in-memory model after every change.  Between
+# rounds the daemon is unmounted, or SIGKILLed after every volume was
+# fsynced, and mounted again with the next I/O engine (uring, aio, sync);
+# the next round first checks every byte.  6 rounds of 1500 operations; 40 of 5000 with HC_LONG=1.
 # Truncates often cut home blocks other entries point at (copies, dedup):
 # they must work (hc_odefrag_unshare) and keep those entries' data.
 
