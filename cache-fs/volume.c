@@ -562,10 +562,13 @@ int hc_vol_truncate(struct hc_fs *fs, struct hc_volume *v, uint64_t size)
 		err = hc_rc_truncate_begin(fs, v, size);
 		if (err == -EBUSY) {
 			hc_rc_hold_shares(v, 1);
-			/* Entries a pass drops may free home blocks the next can move. */
+			/*
+			 * Entries a pass drops may free home blocks the next can
+			 * move.  A pass that fails (ENOSPC, EIO) ends it with its error.
+			 */
 			for (int pass = 0; err == -EBUSY && pass < 3; pass++) {
 				int e = hc_odefrag_unshare(fs, v, size / HC_BLOCK_SIZE);
-				err = e ? e : hc_rc_truncate_begin(fs, v, size);	/* ENOSPC, EIO */
+				err = e ? e : hc_rc_truncate_begin(fs, v, size);
 			}
 			hc_rc_hold_shares(v, 0);
 		}

@@ -76,8 +76,9 @@ class Model:
         if direct:
             got = got[:len(want)]  # the block tail past the end of the volume
         if got != want:
-            k = next(i for i in range(min(len(got), len(want)))
-                     if got[i] != want[i]) if len(got) == len(want) else min(len(got), len(want))
+            # the first differing byte, or where the shorter one ends
+            k = next((i for i, (a, b) in enumerate(zip(got, want)) if a != b),
+                     min(len(got), len(want)))
             die("%s after %s: byte %d reads %s, model %s (read of %d at %d%s)" % (
                 v, self.last, off + k,
                 got[k:k + 8].hex() if k < len(got) else "EOF",
@@ -124,7 +125,7 @@ class Model:
         else:
             off = self.rnd.randrange(0, MAXSZ)
             n = self.rnd.randint(1, maxblocks * BLK)
-        return off, min(n, MAXSZ - off) or 1
+        return off, min(n, MAXSZ - off)
 
     def model_write(self, v, off, buf):
         d = self.data[v]
