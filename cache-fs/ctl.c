@@ -253,6 +253,7 @@ static int op_status(struct req *r)
 	add_u64(cache, "cached_blocks", t.cached > 0 ? (uint64_t)t.cached : 0);
 	add_u64(cache, "dirty_blocks", t.dirty > 0 ? (uint64_t)t.dirty : 0);
 	add_u64(cache, "taken_blocks", hc_cache_taken(fs->cache));
+	add_u64(cache, "writeahead_blocks", hc_cache_writeahead(fs->cache));
 	json_object_object_add(o, "cache", cache);
 	struct json_object *rq = json_object_new_object();
 	uint64_t total = 0;

@@ -102,6 +102,12 @@ void hc_cache_destroy(struct hc_cache *c);
 uint64_t hc_cache_blocks(const struct hc_cache *c);
 /* Dirty blocks a read took out that wait for their write-back (lazy_taken). */
 uint64_t hc_cache_taken(struct hc_cache *c);
+/*
+ * The write-ahead mark: write-back starts while fewer blocks than this are
+ * free, clean or being written.  It adapts between 1/16 and 1/4 of the
+ * pool to how often early write-back turns out wasted (excache.c).
+ */
+uint64_t hc_cache_writeahead(struct hc_cache *c);
 uint64_t hc_cache_max_blocks(const struct hc_cache *c);
 /* Writers of several blocks holding a ticket (waiting for slots, or served). */
 uint64_t hc_cache_ticketed_writers(struct hc_cache *c);

@@ -552,6 +552,9 @@ static int show_status(struct ctx *c, struct json_object *r)
 	if (jget(cache, "taken_blocks"))
 		trow(&t, "of which taken", fmt("%s (read back, not yet written)",
 					       blocks_text(c, ju(cache, "taken_blocks"))));
+	if (jget(cache, "writeahead_blocks"))
+		trow(&t, "write-ahead", fmt("%s (written back early below this)",
+					    blocks_text(c, ju(cache, "writeahead_blocks"))));
 	trow(&t, "mrc", fmt("%s, ghost reach %s", js(mrc, "mode"), sz(c, ju(mrc, "ghost_bytes"))));
 	trow(&t, "domains", u64s(ju(r, "domains")));
 	trow(&t, "volumes", u64s(ju(r, "volumes")));

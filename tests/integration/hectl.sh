@@ -118,12 +118,14 @@ jcheck '(.version | type) == "string" and .protocol == 1 and (.uptime_s | type) 
 	and (.cache.bytes == 64 * 1048576) and (.cache.blocks == 16384)
 	and (.cache.cached_blocks | type) == "number" and (.cache.dirty_blocks | type) == "number"
 	and (.cache.taken_blocks | type) == "number"
+	and (.cache.writeahead_blocks >= 1024 and .cache.writeahead_blocks <= 4096)
 	and (.mrc.mode | IN("off", "exact", "sampled")) and (.mrc.ghost_bytes | type) == "number"
 	and (.domains | type) == "number" and (.volumes | type) == "number"
 	and (.agents | type) == "number" and (has("v") or has("ok") | not)' "status"
 jcheck ".pid == $HC_DAEMON_PID and .backing == \"$BACK\" and .mountpoint == \"$MNT\"" "status"
 run 0 -m "$MNT" status
 grep_in "$OUT" "^backing +$BACK\$" "status via -m"
+grep_in "$OUT" "^write-ahead +[0-9]+ blocks \\([0-9.]+ [KMG]iB\\) \\(written back early below this\\)\$" "status"
 HECACHE_SOCKET=$BACK/ctl.sock run 0 status
 grep_in "$OUT" "^pid +$HC_DAEMON_PID\$" "status via \$HECACHE_SOCKET"
 

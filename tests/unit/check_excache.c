@@ -460,6 +460,44 @@ START_TEST(test_lru_eviction)
 END_TEST
 
 /*
+ * The write-ahead mark follows what early write-back costs: a stream of
+ * new blocks (every block cleaned early leaves as the LRU victim) raises it
+ * from 1/16 to 1/4 of the slots; the same stream with the oldest cached
+ * block discarded after each write (every block cleaned early was written
+ * for nothing) brings it back down; the stream alone raises it again.  The
+ * data stays right throughout.  The synchronous engine makes it exact: an
+ * asynchronous one lets a writer that outruns storage find no clean block,
+ * and the write-back it then starts is needed at once, not early (no fate).
+ */
+START_TEST(test_writeahead_adapts)
+{
+	const unsigned nslots = 1024, run = 16;
+	cache_open("sync", nslots);
+	ck_assert_uint_eq(hc_cache_writeahead(F.c), nslots / 16);
+	uint64_t b = 0;
+	for (; b < 8 * nslots; b += run)
+		cwrite_blocks(b, run, 7);
+	ck_assert_uint_eq(hc_cache_writeahead(F.c), nslots / 4);
+	struct hc_cstats s0 = stats();
+	for (uint64_t e = b + 4 * nslots; b < e; b++) {
+		cwrite_blocks(b, 1, 8);
+		hc_cache_discard(F.c, &F.v, b - (nslots - 8), b - (nslots - 8));
+	}
+	ck_assert_uint_eq(hc_cache_writeahead(F.c), nslots / 16);
+	/* What was discarded had been written back early, clean: the waste counted. */
+	ck_assert_uint_ge(stats().discards - s0.discards, 4 * nslots - 16);
+	for (uint64_t e = b + 8 * nslots; b < e; b += run)
+		cwrite_blocks(b, run, 20);
+	ck_assert_uint_eq(hc_cache_writeahead(F.c), nslots / 4);
+	ck_assert_int_eq(hc_cache_flush(F.c, &F.v), 0);
+	for (uint64_t k = 0; k < b; k += 61)
+		if (k < 7 * nslots || k >= 12 * nslots)
+			assert_file_block(k, k < 7 * nslots ? 7 : 20);
+	cache_close();
+}
+END_TEST
+
+/*
  * Resize: shrinking a cache full of dirty blocks writes them back (none
  * lost) and leaves at most the new size cached; the cache then works at that
  * size; growing back gives the slots again; sizes outside 16..pool refused.
@@ -1243,6 +1281,7 @@ static Suite *excache_suite(void)
 	tcase_add_loop_test(tc, test_lru_eviction, 0, 2);
 	tcase_add_loop_test(tc, test_eviction_counters_add_up, 0, 2);
 	tcase_add_loop_test(tc, test_resize, 0, 4);
+	tcase_add_test(tc, test_writeahead_adapts);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("partial");
