@@ -93,8 +93,9 @@ static int same_counters(const struct hc_cstats *s, const struct hc_cstats *t)
 /*
  * The volume's counters, checked against the totals (one volume here).  A
  * write-back completing on the engine's thread updates the volume's counter,
- * then the total's: read both again until they agree (at most 2 s), so that
- * a reader between the two updates is not taken for a miscount.
+ * then the total's, and its writebacks before its written_bytes: read them
+ * again until they agree (at most 2 s), so that a reader between two updates
+ * is not taken for a miscount.
  */
 static struct hc_cstats stats(void)
 {
@@ -102,7 +103,7 @@ static struct hc_cstats stats(void)
 	for (int tries = 0; tries < 2000; tries++) {
 		hc_cstats_read(&F.ds, &s);
 		hc_cache_total(F.c, &t);
-		if (same_counters(&s, &t))
+		if (same_counters(&s, &t) && s.written_bytes == s.writebacks * BS)
 			break;
 		usleep(1000);
 	}
@@ -464,8 +465,10 @@ END_TEST
  * new blocks (every block cleaned early leaves as the LRU victim) raises it
  * from 1/16 to 1/4 of the slots; the same stream with the oldest cached
  * block discarded after each write (every block cleaned early was written
- * for nothing) brings it back down; the stream alone raises it again.  The
- * data stays right throughout.  The synchronous engine makes it exact: an
+ * for nothing) brings it back down; the stream alone raises it again; read
+ * back from a swap volume (lazy_taken: a dirty block read out would have
+ * waited) they bring it down again, while reads of another volume's blocks
+ * (written at the hit anyway) do not.  The data stays right throughout.  The synchronous engine makes it exact: an
  * asynchronous one lets a writer that outruns storage find no clean block,
  * and the write-back it then starts is needed at once, not early (no fate).
  */
@@ -489,8 +492,20 @@ START_TEST(test_writeahead_adapts)
 	for (uint64_t e = b + 8 * nslots; b < e; b += run)
 		cwrite_blocks(b, run, 20);
 	ck_assert_uint_eq(hc_cache_writeahead(F.c), nslots / 4);
+	char buf[BS];
+	for (int lazy = 0; lazy < 2; lazy++) {
+		F.v.lazy_taken = lazy;
+		for (uint64_t e = b + 4 * nslots; b < e; b++) {
+			cwrite_blocks(b, 1, 30);
+			uint64_t old = b - (nslots - 8);
+			ck_assert_int_eq(cread(old, buf), 1);
+			ck_assert_int_eq(t_pattern_check(buf, BS, old < 20 * nslots ? 20 : 30, old * BS),
+					 -1);
+		}
+		ck_assert_uint_eq(hc_cache_writeahead(F.c), lazy ? nslots / 16 : nslots / 4);
+	}
 	ck_assert_int_eq(hc_cache_flush(F.c, &F.v), 0);
-	for (uint64_t k = 0; k < b; k += 61)
+	for (uint64_t k = 0; k < 20 * nslots; k += 61)
 		if (k < 7 * nslots || k >= 12 * nslots)
 			assert_file_block(k, k < 7 * nslots ? 7 : 20);
 	cache_close();
