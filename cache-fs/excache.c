@@ -762,9 +762,12 @@ int hc_cache_register(struct hc_cache *c, struct hc_cvol *v)
 	return 0;
 }
 
+static uint64_t drop_range(struct hc_cache *c, struct hc_cvol *v, uint64_t first, uint64_t last,
+			   int wasted);
+
 void hc_cache_unregister(struct hc_cache *c, struct hc_cvol *v)
 {
-	hc_cache_discard(c, v, 0, UINT64_MAX);
+	drop_range(c, v, 0, UINT64_MAX, 0);
 	pthread_mutex_lock(&c->lock);
 	while (v->nwb)
 		pthread_cond_wait(&c->cond, &c->lock);
@@ -1096,17 +1099,23 @@ int hc_cache_flush_range(struct hc_cache *c, struct hc_cvol *v, uint64_t first, 
 }
 
 /* Drops slot i if not busy; returns 1 dropped, 0 not cached, -1 busy. */
-static int drop_one(struct hc_cache *c, struct hc_cvol *v, uint32_t i)
+static int drop_one(struct hc_cache *c, struct hc_cvol *v, uint32_t i, int wasted)
 {
 	struct slot *s = &c->slots[i];
 	if (s->state == S_FILL || s->state == S_WB)
 		return -1;
-	fate(c, i, 1);	/* discarded: never needed on storage */
+	fate(c, i, wasted);
 	take_out(c, v, i);
 	return 1;
 }
 
-uint64_t hc_cache_discard(struct hc_cache *c, struct hc_cvol *v, uint64_t first, uint64_t last)
+/*
+ * Drops v's blocks first..last.  wasted: whether a block written back early
+ * was written for nothing (a discard: yes; a volume leaving the cache,
+ * hc_cache_unregister: its blocks go whatever the write-back policy did).
+ */
+static uint64_t drop_range(struct hc_cache *c, struct hc_cvol *v, uint64_t first, uint64_t last,
+			   int wasted)
 {
 	uint64_t dropped = 0;
 	pthread_mutex_lock(&c->lock);
@@ -1114,7 +1123,7 @@ uint64_t hc_cache_discard(struct hc_cache *c, struct hc_cvol *v, uint64_t first,
 		for (uint64_t b = first;; b++) {
 			uint32_t i;
 			while ((i = find(c, v->id, b)) != NIL) {
-				int r = drop_one(c, v, i);
+				int r = drop_one(c, v, i, wasted);
 				if (r > 0) {
 					dropped++;
 					break;
@@ -1129,7 +1138,7 @@ uint64_t hc_cache_discard(struct hc_cache *c, struct hc_cvol *v, uint64_t first,
 			struct slot *s = &c->slots[i];
 			while (s->state != S_FREE && s->vol == v->id && s->blk >= first &&
 			       s->blk <= last) {
-				int r = drop_one(c, v, i);
+				int r = drop_one(c, v, i, wasted);
 				if (r > 0) {
 					dropped++;
 					break;
@@ -1141,6 +1150,11 @@ uint64_t hc_cache_discard(struct hc_cache *c, struct hc_cvol *v, uint64_t first,
 	pthread_mutex_unlock(&c->lock);
 	STAT_ADD(c, v, discards, dropped);
 	return dropped;
+}
+
+uint64_t hc_cache_discard(struct hc_cache *c, struct hc_cvol *v, uint64_t first, uint64_t last)
+{
+	return drop_range(c, v, first, last, 1);
 }
 
 void hc_cache_zero_range(struct hc_cache *c, struct hc_cvol *v, uint64_t blk, unsigned from,
