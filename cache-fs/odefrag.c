@@ -446,12 +446,12 @@ struct unshare {
 	uint64_t from;
 };
 
-/* Only entries of x.v pointing at home blocks from `from` on of volume tvid. */
+/* As skip(), and only entries pointing at home blocks from `from` on of volume tvid. */
 static int skip_unshare(void *arg, uint64_t lblk)
 {
 	struct unshare *u = arg;
 	struct hc_phys p;
-	if (hc_rc_in_flight(u->x.v, lblk) || hc_imap_lookup(u->x.v->map, lblk, &p))
+	if (skip(&u->x, lblk) || hc_imap_lookup(u->x.v->map, lblk, &p))
 		return 1;
 	return p.file != u->tvid || p.block < u->from;
 }
