@@ -78,6 +78,19 @@
  * in ticket order (hc_cache_write); a ticket is served once as many tickets
  * as precede it have finished, so one finished out of order never leaves a
  * waiter behind.
+ * Hints.  The volume layer's write-back hook looks at every block it
+ * stores (all zeros? its hash for dedup).  Looking at the slot then costs
+ * a read from memory, and after random writes the slots of a run lie
+ * scattered over the pool in LRU order, pass after pass of a streaming
+ * writer: reading 256 scattered 4 KiB slots took 3 times as long as 256
+ * consecutive ones (160 against 50 us per MiB; software prefetch and huge
+ * pages did not help), and 1 MiB writes ran at 1.5 GB/s against 2.2 on
+ * a fresh pool.  So the hook's hint hook looks at each whole block as the
+ * writer brings it, hot in the CPU's caches and before the cache lock is
+ * taken, and the slot keeps the answer (slot.hint, hhash) until its bytes
+ * change; the write-back hands it to the hook, which then need not read
+ * the slot at all.  Every change of a slot's bytes sets or clears it.
+ *
  * Busy slots (FILL, WB) and dirty slots whose write-back failed are on no
  * LRU list; every dirty slot is also on its volume's dirty list (for fsync).
  *
@@ -105,6 +118,7 @@
 #define NWBIO 64		/* write-back I/Os in flight at most */
 #define MAX_VOLS 4096
 #define WA_WINDOW 1024		/* fates of early-cleaned blocks per low mark decision */
+#define HINT_MAX (WB_MAX + 1)	/* blocks of one write hinted (a 1 MiB write, unaligned) */
 
 enum { S_FREE, S_FILL, S_CLEAN, S_DIRTY, S_WB };
 
@@ -119,6 +133,7 @@ struct slot {
 	uint8_t failed;		/* DIRTY: last write-back failed; on no LRU list */
 	uint8_t taken;		/* DIRTY: a read took it out; free it when written */
 	uint8_t ahead;		/* WB, CLEAN: written back by write_ahead; fate not counted */
+	uint8_t hint;		/* HC_HINT_* of the bytes held (hhash: the hash) */
 };
 
 struct lru {
@@ -134,6 +149,7 @@ struct wbio {
 	unsigned n;
 	uint32_t slot[WB_MAX];
 	struct iovec iov[WB_MAX];
+	struct hc_hint hint[WB_MAX];
 };
 
 struct hc_cache {
@@ -149,6 +165,7 @@ struct hc_cache {
 	struct slot *slots;	/* lock */
 	uint8_t *data;
 	size_t data_len;
+	uint64_t *hhash;	/* lock: per slot, the hash of an HC_HINT_HASH slot */
 	uint32_t *bucket;	/* lock */
 	uint32_t hmask;
 	uint32_t free_head;	/* lock */
@@ -424,6 +441,8 @@ static int start_wb(struct hc_cache *c, uint32_t i, int evict, struct hc_cache_g
 		w->slot[n] = j;
 		w->iov[n].iov_base = slot_data(c, j);
 		w->iov[n].iov_len = HC_BLOCK_SIZE;
+		w->hint[n].kind = t->hint;
+		w->hint[n].hash = c->hhash[j];
 		n++;
 	}
 	v->nwb += n;
@@ -461,7 +480,7 @@ static void submit_pending(struct hc_cache *c, struct wbio *pend)
 		pend = w->next;
 		w->io.done = wb_done;
 		w->io.priv = w;
-		int err = w->v->wb_submit ? w->v->wb_submit(w->v, &w->io)
+		int err = w->v->wb_submit ? w->v->wb_submit(w->v, &w->io, w->hint)
 					  : hc_ioeng_submit(c->eng, &w->io);
 		if (err) {
 			w->io.res = err;
@@ -617,12 +636,13 @@ int hc_cache_create(uint64_t bytes, struct hc_ioeng *e, struct hc_cache **out)
 	c->slots = calloc(n, sizeof(*c->slots));
 	c->bucket = malloc(nb * sizeof(*c->bucket));
 	c->wbios = calloc(NWBIO, sizeof(*c->wbios));
+	c->hhash = calloc(n, sizeof(*c->hhash));
 	c->data_len = (size_t)n * HC_BLOCK_SIZE;
 	c->data = mmap(NULL, c->data_len, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 	if (c->data == MAP_FAILED)
 		c->data = NULL;
-	if (!c->slots || !c->bucket || !c->wbios || !c->data) {
+	if (!c->slots || !c->bucket || !c->wbios || !c->hhash || !c->data) {
 		hc_cache_destroy(c);
 		return -ENOMEM;
 	}
@@ -661,6 +681,7 @@ void hc_cache_destroy(struct hc_cache *c)
 		pthread_cond_destroy(&c->turn);
 	}
 	free(c->wbios);
+	free(c->hhash);
 	free(c->bucket);
 	free(c->slots);
 	free(c);
@@ -858,8 +879,21 @@ static int read_block(struct hc_cache *c, struct hc_cvol *v, uint64_t blk, void 
  * with the lock held; may drop it to wait or to read a partial block.
  * Returns 0 or a negative errno.
  */
+/* Records what is known of the bytes slot i holds now (NULL: nothing). */
+static void set_hint(struct hc_cache *c, uint32_t i, const struct hc_hint *h)
+{
+	c->slots[i].hint = h ? h->kind : HC_HINT_NONE;
+	if (h && h->kind == HC_HINT_HASH)
+		c->hhash[i] = h->hash;
+}
+
+/*
+ * Admits block blk of v: blen bytes at boff from src (a whole block: h is
+ * its hint or NULL).
+ */
 static int admit(struct hc_cache *c, struct hc_cvol *v, uint64_t blk, unsigned boff,
-		 const void *src, unsigned blen, struct wbio **pend, uint64_t *tk)
+		 const void *src, unsigned blen, const struct hc_hint *h, struct wbio **pend,
+		 uint64_t *tk)
 {
 	uint32_t i;
 retry:
@@ -874,6 +908,7 @@ retry:
 			copy_to_slot(slot_data(c, i), src);
 		else
 			memcpy((char *)slot_data(c, i) + boff, src, blen);
+		set_hint(c, i, blen == HC_BLOCK_SIZE ? h : NULL);
 		make_dirty(c, v, i);
 		return 0;
 	}
@@ -907,6 +942,7 @@ retry:
 	c->nfill++;
 	hash_insert(c, i);
 	STAT_ADD(c, v, cached, 1);
+	set_hint(c, i, blen == HC_BLOCK_SIZE ? h : NULL);
 	if (blen == HC_BLOCK_SIZE) {
 		copy_to_slot(slot_data(c, i), src);
 	} else {
@@ -931,6 +967,34 @@ retry:
 int hc_cache_write(struct hc_cache *c, struct hc_cvol *v, uint64_t off, const void *buf,
 		   size_t len, struct hc_cache_group *grp)
 {
+	/* Hints while the writer's bytes are hot (see "Hints"), not under the lock. */
+	struct hc_hint hint[HINT_MAX];
+	unsigned nh = hc_cache_hints(v, off, buf, len, hint, HINT_MAX);
+	return hc_cache_write_hinted(c, v, off, buf, len, grp, hint, nh);
+}
+
+unsigned hc_cache_hints(struct hc_cvol *v, uint64_t off, const void *buf, size_t len,
+			struct hc_hint *hint, unsigned max)
+{
+	const char *src = buf;
+	unsigned n = 0;
+	for (; v->hint && len && n < max; n++) {
+		unsigned boff = (unsigned)(off % HC_BLOCK_SIZE);
+		unsigned blen = (unsigned)(len < HC_BLOCK_SIZE - boff ? len : HC_BLOCK_SIZE - boff);
+		hint[n].kind = HC_HINT_NONE;
+		if (blen == HC_BLOCK_SIZE)
+			v->hint(v, src, &hint[n]);
+		off += blen;
+		src += blen;
+		len -= blen;
+	}
+	return n;
+}
+
+int hc_cache_write_hinted(struct hc_cache *c, struct hc_cvol *v, uint64_t off, const void *buf,
+			  size_t len, struct hc_cache_group *grp, const struct hc_hint *hint,
+			  unsigned nhint)
+{
 	const char *src = buf;
 	struct wbio *pend = NULL;
 	int err = 0;
@@ -946,12 +1010,14 @@ int hc_cache_write(struct hc_cache *c, struct hc_cvol *v, uint64_t off, const vo
 	 */
 	uint64_t tk = NO_TICKET;
 	uint64_t *ptk = grp || len <= HC_BLOCK_SIZE - off % HC_BLOCK_SIZE ? NULL : &tk;
+	unsigned k = 0;
 	pthread_mutex_lock(&c->lock);
 	while (len) {
 		uint64_t blk = off / HC_BLOCK_SIZE;
 		unsigned boff = (unsigned)(off % HC_BLOCK_SIZE);
 		unsigned blen = (unsigned)(len < HC_BLOCK_SIZE - boff ? len : HC_BLOCK_SIZE - boff);
-		err = admit(c, v, blk, boff, src, blen, &pend, ptk);
+		err = admit(c, v, blk, boff, src, blen, k < nhint ? &hint[k] : NULL, &pend, ptk);
+		k++;
 		if (err)
 			break;
 		admitted++;
@@ -994,7 +1060,7 @@ int hc_cache_write_clean(struct hc_cache *c, struct hc_cvol *v, uint64_t blk, co
 	for (;;) {
 		if (find(c, v->id, blk) != NIL) {
 			/* Another write got there first: an ordinary (dirty) write. */
-			err = admit(c, v, blk, 0, buf, HC_BLOCK_SIZE, &pend, NULL);
+			err = admit(c, v, blk, 0, buf, HC_BLOCK_SIZE, NULL, &pend, NULL);
 			break;
 		}
 		/* alloc_slot keeps the lock: nobody admits blk in between. */
@@ -1004,6 +1070,7 @@ int hc_cache_write_clean(struct hc_cache *c, struct hc_cvol *v, uint64_t blk, co
 			s->blk = blk;
 			s->vol = v->id;
 			s->evict = s->failed = s->taken = s->ahead = 0;
+			s->hint = HC_HINT_NONE;
 			s->state = S_CLEAN;
 			hash_insert(c, i);
 			STAT_ADD(c, v, cached, 1);
@@ -1169,8 +1236,10 @@ void hc_cache_zero_range(struct hc_cache *c, struct hc_cvol *v, uint64_t blk, un
 	while ((i = find(c, v->id, blk)) != NIL &&
 	       (c->slots[i].state == S_FILL || c->slots[i].state == S_WB))
 		pthread_cond_wait(&c->cond, &c->lock);
-	if (i != NIL)
+	if (i != NIL) {
 		memset((char *)slot_data(c, i) + from, 0, to - from);
+		c->slots[i].hint = HC_HINT_NONE;
+	}
 	pthread_mutex_unlock(&c->lock);
 }
 

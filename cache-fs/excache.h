@@ -46,6 +46,14 @@ struct hc_cstats {
 	int64_t dirty;		/* of which dirty or being written */
 };
 
+/* What a volume's hint hook found in a block (struct hc_cvol). */
+enum { HC_HINT_NONE, HC_HINT_ZERO, HC_HINT_DATA, HC_HINT_HASH };
+
+struct hc_hint {
+	uint64_t hash;		/* HC_HINT_HASH: the block's content hash */
+	uint8_t kind;		/* HC_HINT_*: ZERO all zeros, DATA not, HASH not and hashed */
+};
+
 /*
  * The cache's view of one volume.  The volume layer embeds it, fills fd and
  * dstats, and registers it; fields below the line belong to the cache and
@@ -66,12 +74,25 @@ struct hc_cvol {
 	 * wb_submit takes a write-back (io->off, io->iov of whole blocks),
 	 * stores it, sets io->res and calls io->done(io) (maybe before it
 	 * returns), and io->saved to the number of blocks it stored without a
- * data write; called without the cache lock.  read_block reads one
-	 * block's current contents (zeros past the end).  Both return 0 or
+	 * data write; called without the cache lock.  hint[k] is what `hint`
+	 * said of block k's bytes when they entered the cache (HC_HINT_NONE
+	 * when it was not asked, or the slot changed since).  read_block reads
+	 * one block's current contents (zeros past the end).  Both return 0 or
 	 * -errno (wb_submit: -errno means io->done was not called).
 	 */
-	int (*wb_submit)(struct hc_cvol *v, struct hc_io *io);
+	int (*wb_submit)(struct hc_cvol *v, struct hc_io *io, const struct hc_hint *hint);
 	int (*read_block)(struct hc_cvol *v, uint64_t blk, void *buf);
+	/*
+	 * Optional, with wb_submit: looks at a whole block a writer brings,
+	 * before it enters the cache (the writer's buffer is still in the
+	 * CPU's caches then; at write-back the slot is read from memory, and
+	 * slots scattered over the pool cost three times as much to read as
+	 * consecutive ones, excache.c "Hints").  Called without the cache
+	 * lock; fills *h.  Hints are only hints: wb_submit must not trust one
+	 * to be right where a wrong one could return other data (a zero hint
+	 * must be checked, a hash verified before sharing, DESIGN.md I2).
+	 */
+	void (*hint)(struct hc_cvol *v, const void *block, struct hc_hint *h);
 	/* --- cache-private --- */
 	uint32_t id;
 	uint32_t dirty_head;		/* list of DIRTY slots */
@@ -146,6 +167,21 @@ unsigned hc_cache_read(struct hc_cache *c, struct hc_cvol *v, uint64_t blk, unsi
  */
 int hc_cache_write(struct hc_cache *c, struct hc_cvol *v, uint64_t off, const void *buf,
 		   size_t len, struct hc_cache_group *grp);
+/*
+ * hc_cache_write by a caller that already asked v's hint hook: hint[k] is
+ * the hint of the k-th block the write touches (ignored for a partial
+ * one), for k < nhint; the blocks after those get none.
+ */
+int hc_cache_write_hinted(struct hc_cache *c, struct hc_cvol *v, uint64_t off, const void *buf,
+			  size_t len, struct hc_cache_group *grp, const struct hc_hint *hint,
+			  unsigned nhint);
+/*
+ * Asks v's hint hook about the whole blocks of a write of len bytes at off
+ * (buf): hint[k] for the k-th block it touches (HC_HINT_NONE for a partial
+ * one), at most max.  Returns how many were filled (0 without a hook).
+ */
+unsigned hc_cache_hints(struct hc_cvol *v, uint64_t off, const void *buf, size_t len,
+			struct hc_hint *hint, unsigned max);
 
 /* 1 when blk of v is in the cache, in any state. */
 int hc_cache_cached(struct hc_cache *c, struct hc_cvol *v, uint64_t blk);

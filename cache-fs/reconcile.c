@@ -247,8 +247,9 @@ static int alloc_vid(struct hc_fs *fs, uint32_t *out)
 	return 0;
 }
 
-static int vol_wb_submit(struct hc_cvol *cv, struct hc_io *io);
+static int vol_wb_submit(struct hc_cvol *cv, struct hc_io *io, const struct hc_hint *hint);
 static int vol_read_block(struct hc_cvol *cv, uint64_t blk, void *buf);
+static void vol_hint(struct hc_cvol *cv, const void *block, struct hc_hint *h);
 
 int hc_rc_attach(struct hc_fs *fs, struct hc_volume *v)
 {
@@ -290,6 +291,7 @@ int hc_rc_attach(struct hc_fs *fs, struct hc_volume *v)
 	pthread_rwlock_init(&v->maplock, NULL);
 	v->cv.wb_submit = vol_wb_submit;
 	v->cv.read_block = vol_read_block;
+	v->cv.hint = vol_hint;
 	return 0;
 }
 
@@ -794,15 +796,17 @@ out:
  * the cache clean (hc_cache_write_clean): read hits stay hits and leaving
  * the cache writes nothing.  Only for volumes of kind swap, where double
  * paging writes (the guest's swap disk): there a block without a candidate
- * costs one more hash and index lookup (the write-back does both again);
- * other volumes are shared at write-back only.
+ * costs one more index lookup (the write-back looks again; the hash is the
+ * block's hint, excache.c "Hints", computed once for both); other volumes
+ * are shared at write-back only.
  */
-int hc_rc_write_share(struct hc_fs *fs, struct hc_volume *v, uint64_t blk, const void *data)
+int hc_rc_write_share(struct hc_fs *fs, struct hc_volume *v, uint64_t blk, const void *data,
+		      const struct hc_hint *hint)
 {
 	if (!fs->j || !indexed(fs, v) || __atomic_load_n(&v->kind, __ATOMIC_RELAXED) != HC_KIND_SWAP)
 		return 0;
 	uint64_t cand[MAX_CAND];
-	uint64_t h = hc_hindex_hash(fs->hidx, data);
+	uint64_t h = hint && hint->kind == HC_HINT_HASH ? hint->hash : hc_hindex_hash(fs->hidx, data);
 	size_t nc = hc_hindex_lookup(fs->hidx, h, idx_dom(fs, v), cand, MAX_CAND);
 	if (!nc || hc_cache_cached(fs->cache, &v->cv, blk))
 		return 0;
@@ -960,8 +964,29 @@ static const void *vwin_get(struct hc_volume *v, struct vwin *w, uint64_t b0, un
 }
 
 /*
- * Stores a write-back run of v: blocks b0 .. b0+n-1 with data in iov;
- * *saved gets the number stored without a data write (zero, shared).
+ * What store_run needs to know of a block, found as it enters the cache
+ * (excache.c "Hints"): whether it is all zeros and, when v's blocks are
+ * indexed, its hash.
+ */
+static void vol_hint(struct hc_cvol *cv, const void *block, struct hc_hint *h)
+{
+	struct hc_volume *v = cv_vol(cv);
+	if (is_zero(block)) {
+		h->kind = HC_HINT_ZERO;
+	} else if (indexed(v->fs, v)) {
+		h->hash = hc_hindex_hash(v->fs->hidx, block);
+		h->kind = HC_HINT_HASH;
+	} else {
+		h->kind = HC_HINT_DATA;
+	}
+}
+
+/*
+ * Stores a write-back run of v: blocks b0 .. b0+n-1 with data in iov and
+ * hints in hint (or NULL); *saved gets the number stored without a data
+ * write (zero, shared).  A zero hint is checked (a wrong one would lose
+ * data); a wrong hash only costs a dedup chance (candidates are compared,
+ * I2), a wrong "not zero" a data write.
  * A run of plain in-place blocks (no entry to clear, no home block shared)
  * goes to the io engine as one vectored write and returns 1: io->done is
  * called at its completion (the rlock is not held meanwhile: the run is
@@ -970,7 +995,7 @@ static const void *vwin_get(struct hc_volume *v, struct vwin *w, uint64_t b0, un
  * state reached on the way is consistent).
  */
 static int store_run(struct hc_fs *fs, struct hc_volume *v, uint64_t b0, struct iovec *iov,
-		     unsigned n, uint32_t *saved, struct hc_io *io)
+		     const struct hc_hint *hint, unsigned n, uint32_t *saved, struct hc_io *io)
 {
 	uint8_t kind[RUN_MAX];
 	uint8_t had[RUN_MAX];
@@ -996,8 +1021,11 @@ static int store_run(struct hc_fs *fs, struct hc_volume *v, uint64_t b0, struct 
 		/* Only we change v's map (rlock), so no maplock for lookups. */
 		had[k] = hc_imap_lookup(v->map, b0 + k, &cur[k]) == 0;
 		nc[k] = 0;
-		if (is_zero(data))
+		uint8_t hk = hint ? hint[k].kind : HC_HINT_NONE;
+		if ((hk == HC_HINT_NONE || hk == HC_HINT_ZERO) && is_zero(data))
 			kind[k] = K_ZERO;
+		else if (hk == HC_HINT_HASH)
+			hash[k] = hint[k].hash;
 		else if (indexed(fs, v))
 			hash[k] = hc_hindex_hash(fs->hidx, data);
 	}
@@ -1154,11 +1182,11 @@ out:
 	return err;
 }
 
-static int vol_wb_submit(struct hc_cvol *cv, struct hc_io *io)
+static int vol_wb_submit(struct hc_cvol *cv, struct hc_io *io, const struct hc_hint *hint)
 {
 	struct hc_volume *v = cv_vol(cv);
 	uint64_t b0 = (uint64_t)io->off / HC_BLOCK_SIZE;
-	int err = store_run(v->fs, v, b0, io->iov, (unsigned)io->iovcnt, &io->saved, io);
+	int err = store_run(v->fs, v, b0, io->iov, hint, (unsigned)io->iovcnt, &io->saved, io);
 	if (err == 1)
 		return 0;	/* in flight: io->done comes at its completion */
 	io->res = err ? err : (ssize_t)io->iovcnt * HC_BLOCK_SIZE;

@@ -420,25 +420,33 @@ void hc_wreq_release(struct hc_wreq *w)
 static int write_cached(struct hc_fs *fs, struct hc_volume *v, uint64_t off, const char *buf,
 			size_t len)
 {
-	if (len > SHARE_AT_WRITE_MAX)
+	if (len > SHARE_AT_WRITE_MAX || !len || !v->cv.hint)
 		return hc_cache_write(fs->cache, &v->cv, off, buf, len, NULL);
-	uint64_t from = off, end = off + len;
+	/* The blocks' hints (excache.c "Hints"), asked once for both uses. */
+	struct hc_hint hint[SHARE_AT_WRITE_MAX / HC_BLOCK_SIZE + 1];
+	unsigned nh = hc_cache_hints(&v->cv, off, buf, len, hint, sizeof(hint) / sizeof(hint[0]));
+	uint64_t first = off / HC_BLOCK_SIZE, from = off, end = off + len;
 	uint64_t b = (off + HC_BLOCK_SIZE - 1) / HC_BLOCK_SIZE;
 	int err = 0;
 	for (; !err && (b + 1) * HC_BLOCK_SIZE <= end; b++) {
 		const char *data = buf + (b * HC_BLOCK_SIZE - off);
-		int r = hc_rc_write_share(fs, v, b, data);
+		int r = hc_rc_write_share(fs, v, b, data, &hint[b - first]);
 		if (r <= 0)
 			continue;	/* an error here only loses the chance */
-		if (b * HC_BLOCK_SIZE > from)
-			err = hc_cache_write(fs->cache, &v->cv, from, buf + (from - off),
-					     b * HC_BLOCK_SIZE - from, NULL);
+		if (b * HC_BLOCK_SIZE > from) {
+			unsigned h = (unsigned)(from / HC_BLOCK_SIZE - first);
+			err = hc_cache_write_hinted(fs->cache, &v->cv, from, buf + (from - off),
+						    b * HC_BLOCK_SIZE - from, NULL, hint + h, nh - h);
+		}
 		if (!err)
 			err = hc_cache_write_clean(fs->cache, &v->cv, b, data);
 		from = (b + 1) * HC_BLOCK_SIZE;
 	}
-	if (!err && from < end)
-		err = hc_cache_write(fs->cache, &v->cv, from, buf + (from - off), end - from, NULL);
+	if (!err && from < end) {
+		unsigned h = (unsigned)(from / HC_BLOCK_SIZE - first);
+		err = hc_cache_write_hinted(fs->cache, &v->cv, from, buf + (from - off), end - from,
+					    NULL, hint + h, nh - h);
+	}
 	return err;
 }
 

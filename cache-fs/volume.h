@@ -389,12 +389,14 @@ void hc_rc_hold_shares(struct hc_volume *v, int on);
  */
 void hc_rc_ovf_owner(struct hc_fs *fs, uint64_t start, uint64_t n, const struct hc_volume *v);
 /*
- * A whole-block write of blk (data) to a volume of kind swap: when an
- * identical block of the domain is known, point blk at it now (doc: "sharing at write time" in
- * reconcile.c) and return 1 -- the caller then caches the data clean
- * (hc_cache_write_clean); 0: write it as usual; -errno.
+ * A whole-block write of blk (data, h its hint or NULL) to a volume of kind
+ * swap: when an identical block of the domain is known, point blk at it now
+ * (doc: "sharing at write time" in reconcile.c) and return 1 -- the caller
+ * then caches the data clean (hc_cache_write_clean); 0: write it as usual;
+ * -errno.
  */
-int hc_rc_write_share(struct hc_fs *fs, struct hc_volume *v, uint64_t blk, const void *data);
+int hc_rc_write_share(struct hc_fs *fs, struct hc_volume *v, uint64_t blk, const void *data,
+		      const struct hc_hint *h);
 /* 1 when home block blk of v is being written by an asynchronous write-back run. */
 int hc_rc_in_flight(struct hc_volume *v, uint64_t blk);
 /* 1 when some map entry points into v's home file (call with v->rlock held). */

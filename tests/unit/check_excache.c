@@ -12,7 +12,9 @@
  * no write, hc_cache_zero_range, write-through groups, write-back errors
  * reported by flush without losing data, writers of several blocks that
  * wait for slots served in FIFO order (write-backs held by a wb_submit hook
- * and released one block at a time), and a four-thread random stress
+ * and released one block at a time), hints (what the hint hook said of a
+ * block reaches its write-back, and any other change of its bytes clears
+ * it), and a four-thread random stress
  * (with and without taken blocks kept) verified byte for byte against a
  * shadow copy.  Counters are checked against what each test did.
  */
@@ -1109,7 +1111,7 @@ static pthread_mutex_t held_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct hc_io *held[64];
 static unsigned nheld;
 
-static int held_submit(struct hc_cvol *v, struct hc_io *io)
+static int held_submit(struct hc_cvol *v, struct hc_io *io, const struct hc_hint *hint)
 {
 	pthread_mutex_lock(&held_lock);
 	ck_assert_uint_lt(nheld, 64);
@@ -1271,6 +1273,132 @@ START_TEST(test_two_volumes)
 }
 END_TEST
 
+/* ---- hints: what the hint hook said of a block reaches its write-back --- */
+
+#define HINT_BLOCKS 512
+static struct hc_hint hint_seen[HINT_BLOCKS];	/* per block, at its last write-back */
+static unsigned hint_calls;
+
+/* Zero, else a hash (FNV-style over 64-bit words). */
+static void compute_hint(const void *block, struct hc_hint *h)
+{
+	const uint64_t *w = block;
+	uint64_t x = 0, any = 0;
+	for (unsigned k = 0; k < BS / 8; k++) {
+		x = (x ^ w[k]) * 0x100000001b3ull;
+		any |= w[k];
+	}
+	h->kind = any ? HC_HINT_HASH : HC_HINT_ZERO;
+	h->hash = x;
+}
+
+/* The hook (not called under the cache lock: this takes it). */
+static void rec_hint(struct hc_cvol *v, const void *block, struct hc_hint *h)
+{
+	(void)v;
+	ck_assert_uint_ge(hc_cache_writeahead(F.c), 8);	/* self-deadlock if locked */
+	__atomic_fetch_add(&hint_calls, 1, __ATOMIC_RELAXED);
+	compute_hint(block, h);
+}
+
+static uint64_t hint_of(const void *block)
+{
+	struct hc_hint h;
+	compute_hint(block, &h);
+	return h.hash;
+}
+
+/* wb_submit: records the hints, writes the blocks (synchronously). */
+static int rec_submit(struct hc_cvol *v, struct hc_io *io, const struct hc_hint *hint)
+{
+	(void)v;
+	uint64_t b0 = io->off / BS;
+	for (int k = 0; k < io->iovcnt; k++) {
+		ck_assert_uint_lt(b0 + (uint64_t)k, HINT_BLOCKS);
+		hint_seen[b0 + (uint64_t)k] = hint[k];
+		if (hint[k].kind == HC_HINT_HASH)	/* the hash of the bytes written */
+			ck_assert_uint_eq(hint[k].hash, hint_of(io->iov[k].iov_base));
+	}
+	io->res = pwritev(F.rwfd, io->iov, io->iovcnt, (off_t)io->off);
+	io->done(io);
+	return 0;
+}
+
+static void flush_expect(uint64_t blk, uint8_t kind)
+{
+	memset(&hint_seen[blk], 0xff, sizeof(hint_seen[blk]));
+	ck_assert_int_eq(hc_cache_flush(F.c, &F.v), 0);
+	ck_assert_msg(hint_seen[blk].kind == kind, "block %llu written back with hint %u, not %u",
+		      (unsigned long long)blk, hint_seen[blk].kind, kind);
+}
+
+START_TEST(test_hints)
+{
+	cache_open("sync", HINT_BLOCKS);
+	F.v.wb_submit = rec_submit;
+	F.v.hint = rec_hint;
+	char z[BS], b[BS];
+	memset(z, 0, BS);
+
+	/* Whole blocks: the hook's answer (rec_submit checks the hash). */
+	cwrite_blocks(1, 1, 40);
+	flush_expect(1, HC_HINT_HASH);
+	cwrite(2 * BS, z, BS);
+	flush_expect(2, HC_HINT_ZERO);
+	/* Written again whole: the new answer replaces the old one. */
+	cwrite_blocks(2, 1, 41);
+	flush_expect(2, HC_HINT_HASH);
+	/* Any other change of the bytes clears it. */
+	cwrite_blocks(3, 1, 42);
+	memset(b, 7, 100);
+	cwrite(3 * BS + 10, b, 100);	/* a partial write of a cached block */
+	flush_expect(3, HC_HINT_NONE);
+	cwrite(4 * BS, z, BS);
+	cwrite(4 * BS + 5, b, 1);	/* zero hint, then one byte: must not stay zero */
+	flush_expect(4, HC_HINT_NONE);
+	cwrite_blocks(5, 1, 43);
+	hc_cache_zero_range(F.c, &F.v, 5, 0, 64);
+	flush_expect(5, HC_HINT_NONE);
+	ck_assert_int_eq(hc_cache_write_clean(F.c, &F.v, 6, b), 0);
+	cwrite(6 * BS + 1, b, 10);	/* clean, then partial: dirty, no hint */
+	flush_expect(6, HC_HINT_NONE);
+	/* An unaligned write: its whole blocks are hinted, its ends not. */
+	char *u = malloc(3 * BS);
+	t_pattern(u, 3 * BS, 44, 0);
+	cwrite(10 * BS + 2048, u, 3 * BS);
+	flush_expect(10, HC_HINT_NONE);
+	ck_assert_uint_eq(hint_seen[11].kind, HC_HINT_HASH);
+	ck_assert_uint_eq(hint_seen[12].kind, HC_HINT_HASH);
+	ck_assert_uint_eq(hint_seen[13].kind, HC_HINT_NONE);
+	free(u);
+	/* Past the first 257 blocks of one write the hook is not asked. */
+	unsigned before = hint_calls;
+	cwrite_blocks(100, 300, 45);
+	ck_assert_uint_eq(hint_calls - before, 257);
+	flush_expect(100, HC_HINT_HASH);
+	ck_assert_uint_eq(hint_seen[356].kind, HC_HINT_HASH);
+	ck_assert_uint_eq(hint_seen[357].kind, HC_HINT_NONE);
+	ck_assert_uint_eq(hint_seen[399].kind, HC_HINT_NONE);
+	/* No hook: no hints. */
+	F.v.hint = NULL;
+	cwrite_blocks(7, 1, 46);
+	flush_expect(7, HC_HINT_NONE);
+
+	/* Every byte reached the file. */
+	F.v.wb_submit = NULL;
+	assert_file_block(1, 40);
+	assert_file_block(2, 41);
+	assert_file_block(7, 46);
+	for (uint64_t k = 100; k < 400; k++)
+		assert_file_block(k, 45);
+	char f[BS];
+	file_read(4 * BS, f, BS);
+	memset(z + 5, 7, 1);
+	ck_assert_int_eq(t_memdiff(f, z, BS), -1);
+	cache_close();
+}
+END_TEST
+
 static Suite *excache_suite(void)
 {
 	Suite *s = suite_create("excache");
@@ -1325,6 +1453,11 @@ static Suite *excache_suite(void)
 	tc = tcase_create("fifo");
 	t_tcase_fixtures(tc, 60);
 	tcase_add_test(tc, test_fifo_slots);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("hints");
+	t_tcase_fixtures(tc, 30);
+	tcase_add_test(tc, test_hints);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("stress");
