@@ -535,10 +535,15 @@ if has_phase swap; then
 	done
 	# The floor: the same workload on a loop device over a file in tmpfs,
 	# no storage and no FUSE at all (not a peer: a line under the table).
+	# noswap (Linux 6.4+): the file's own pages must never be swapped out,
+	# or they go to the loop device they back; that deadlocked the loop
+	# worker once (a swap-in of the file's page waiting for its own
+	# write-out, queued behind it; DAMON's proactive reclaim paged it out),
+	# leaving the swap area and its processes stuck until a reboot.
 	FLOOR_PEER=()
 	if [ "$SWAP_FLOOR" = 1 ]; then
 		mkdir -p "$W/tmpfs"
-		if mount -t tmpfs -o "size=$((SWAP_SIZE_B / 1048576 + 64))M" hc-bench-floor "$W/tmpfs" \
+		if mount -t tmpfs -o "size=$((SWAP_SIZE_B / 1048576 + 64))M,noswap" hc-bench-floor "$W/tmpfs" \
 			2>"$RAW/swapfile-tmpfs.err"; then
 			B_MOUNTS+=("$W/tmpfs")
 			SWAPFILE[tmpfs]=$W/tmpfs/swap
