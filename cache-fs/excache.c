@@ -55,8 +55,22 @@
  * clean list when written.  A writer needing a slot takes a free one, else
  * the oldest clean one, in O(1); it waits only when storage lags behind.
  * Blocks thus leave in the order they were last written (LRU), except that a
- * block cleaned early by fsync joins the clean list at that moment, and
- * taken blocks go first.
+ * block cleaned early by fsync joins the clean list at that moment, taken
+ * blocks go first, and runs keep their slots together (below).
+ *
+ * Runs keep their slots together.  After random writes the clean list lies
+ * in random pool order, and a streaming writer, whose blocks free the slots
+ * the pass before used, keeps that order pass after pass: every 1 MiB run
+ * then fills and writes back 256 scattered slots (slower for the CPU, see
+ * "Hints", and for the disk: more segments than one request carries).  So
+ * a writer of several blocks takes for each block after its first the slot
+ * that follows the previous block's, when that slot is clean and older than
+ * half the clean list (clean_seq, slot.cseq), instead of the oldest: no
+ * block of the newer half of the clean list leaves before its turn, and
+ * runs of consecutive slots form again.  1 MiB writes after 4 KiB random
+ * writes: 1.45-1.55 GB/s before, 1.8-2.0 after the first second (any clean
+ * neighbour, whatever its age: 2.1-2.2, as on a fresh pool, but then a
+ * block written a moment ago may leave first).
  *
  * How far ahead.  Under a writer faster than storage, the low mark is how
  * much write-back is in flight: the deeper, the smoother the completions
@@ -134,6 +148,7 @@ struct slot {
 	uint8_t taken;		/* DIRTY: a read took it out; free it when written */
 	uint8_t ahead;		/* WB, CLEAN: written back by write_ahead; fate not counted */
 	uint8_t hint;		/* HC_HINT_* of the bytes held (hhash: the hash) */
+	uint32_t cseq;		/* CLEAN: c->clean_seq when it became clean */
 };
 
 struct lru {
@@ -172,6 +187,7 @@ struct hc_cache {
 	struct lru dirty_lru;	/* lock */
 	struct lru clean_lru;	/* lock */
 	uint32_t nfree, nclean, nfill, nwriting;	/* lock; slot counts */
+	uint32_t clean_seq;	/* lock: slots that became clean so far (wraps) */
 	uint32_t ntaken;	/* lock: slots with taken set */
 	struct hc_cvol *vols[MAX_VOLS];	/* lock */
 	struct wbio *wbios;
@@ -515,6 +531,7 @@ static void wb_done(struct hc_io *io)
 		} else {
 			STAT_ADD(c, v, dirty, -1);
 			s->state = S_CLEAN;
+			s->cseq = ++c->clean_seq;
 			lru_push(c, &c->clean_lru, j);
 			c->nclean++;
 		}
@@ -549,15 +566,22 @@ static void wb_done(struct hc_io *io)
 
 /*
  * Finds a slot for a new block: a free one, else the least recently written
- * clean one.  Returns NIL when none is available now; then *pend may hold
- * write-backs to submit, and *err is set when nothing can ever be freed
- * (every cached block is dirty and failed to write back).
+ * clean one, or the slot after `after` (the slot of the block before in the
+ * same write, NIL if none) when that one is clean and in the older half of
+ * the clean list ("Runs keep their slots together").  Returns NIL when none
+ * is available now; then *pend may hold write-backs to submit, and *err is
+ * set when nothing can ever be freed (every cached block is dirty and failed
+ * to write back).
  */
-static uint32_t alloc_slot(struct hc_cache *c, struct wbio **pend, int *err)
+static uint32_t alloc_slot(struct hc_cache *c, struct wbio **pend, int *err, uint32_t after)
 {
 	*err = 0;
 	if (c->free_head == NIL && c->clean_lru.tail != NIL) {
 		uint32_t i = c->clean_lru.tail;
+		uint32_t j = after + 1;
+		if (after != NIL && j < c->nslots && c->slots[j].state == S_CLEAN &&
+		    c->clean_seq - c->slots[j].cseq >= (c->clean_seq - c->slots[i].cseq) / 2)
+			i = j;
 		fate(c, i, 0);	/* the LRU victim: it had to be written anyway */
 		take_out(c, c->vols[c->slots[i].vol], i);
 	}
@@ -708,6 +732,14 @@ uint64_t hc_cache_max_blocks(const struct hc_cache *c)
 	return c->nslots;
 }
 
+int64_t hc_cache_slot(struct hc_cache *c, struct hc_cvol *v, uint64_t blk)
+{
+	pthread_mutex_lock(&c->lock);
+	uint32_t i = find(c, v->id, blk);
+	pthread_mutex_unlock(&c->lock);
+	return i == NIL ? -1 : (int64_t)i;
+}
+
 uint64_t hc_cache_ticketed_writers(struct hc_cache *c)
 {
 	pthread_mutex_lock(&c->lock);
@@ -731,7 +763,7 @@ int hc_cache_resize(struct hc_cache *c, uint64_t blocks)
 	int err = 0;
 	pthread_mutex_lock(&c->lock);
 	while (c->nslots - c->nparked > blocks) {
-		uint32_t i = alloc_slot(c, &pend, &err);
+		uint32_t i = alloc_slot(c, &pend, &err, NIL);
 		if (i == NIL) {
 			if (err)
 				break;
@@ -889,11 +921,12 @@ static void set_hint(struct hc_cache *c, uint32_t i, const struct hc_hint *h)
 
 /*
  * Admits block blk of v: blen bytes at boff from src (a whole block: h is
- * its hint or NULL).
+ * its hint or NULL).  *prev (if prev) is the slot the write's block before
+ * took, NIL for none, and gets the slot this one takes.
  */
 static int admit(struct hc_cache *c, struct hc_cvol *v, uint64_t blk, unsigned boff,
 		 const void *src, unsigned blen, const struct hc_hint *h, struct wbio **pend,
-		 uint64_t *tk)
+		 uint64_t *tk, uint32_t *prev)
 {
 	uint32_t i;
 retry:
@@ -910,6 +943,8 @@ retry:
 			memcpy((char *)slot_data(c, i) + boff, src, blen);
 		set_hint(c, i, blen == HC_BLOCK_SIZE ? h : NULL);
 		make_dirty(c, v, i);
+		if (prev)
+			*prev = i;
 		return 0;
 	}
 	/* Slots are short and writers wait for them: queue behind them. */
@@ -923,7 +958,7 @@ retry:
 		goto retry;
 	}
 	int err;
-	i = alloc_slot(c, pend, &err);
+	i = alloc_slot(c, pend, &err, prev ? *prev : NIL);
 	if (i == NIL) {
 		if (err)
 			return err;
@@ -934,6 +969,8 @@ retry:
 		wait_progress(c, pend);
 		goto retry;
 	}
+	if (prev)
+		*prev = i;
 	struct slot *s = &c->slots[i];
 	s->blk = blk;
 	s->vol = v->id;
@@ -1011,12 +1048,14 @@ int hc_cache_write_hinted(struct hc_cache *c, struct hc_cvol *v, uint64_t off, c
 	uint64_t tk = NO_TICKET;
 	uint64_t *ptk = grp || len <= HC_BLOCK_SIZE - off % HC_BLOCK_SIZE ? NULL : &tk;
 	unsigned k = 0;
+	uint32_t prev = NIL;
 	pthread_mutex_lock(&c->lock);
 	while (len) {
 		uint64_t blk = off / HC_BLOCK_SIZE;
 		unsigned boff = (unsigned)(off % HC_BLOCK_SIZE);
 		unsigned blen = (unsigned)(len < HC_BLOCK_SIZE - boff ? len : HC_BLOCK_SIZE - boff);
-		err = admit(c, v, blk, boff, src, blen, k < nhint ? &hint[k] : NULL, &pend, ptk);
+		err = admit(c, v, blk, boff, src, blen, k < nhint ? &hint[k] : NULL, &pend, ptk,
+			    &prev);
 		k++;
 		if (err)
 			break;
@@ -1060,11 +1099,11 @@ int hc_cache_write_clean(struct hc_cache *c, struct hc_cvol *v, uint64_t blk, co
 	for (;;) {
 		if (find(c, v->id, blk) != NIL) {
 			/* Another write got there first: an ordinary (dirty) write. */
-			err = admit(c, v, blk, 0, buf, HC_BLOCK_SIZE, NULL, &pend, NULL);
+			err = admit(c, v, blk, 0, buf, HC_BLOCK_SIZE, NULL, &pend, NULL, NULL);
 			break;
 		}
 		/* alloc_slot keeps the lock: nobody admits blk in between. */
-		uint32_t i = alloc_slot(c, &pend, &err);
+		uint32_t i = alloc_slot(c, &pend, &err, NIL);
 		if (i != NIL) {
 			struct slot *s = &c->slots[i];
 			s->blk = blk;
@@ -1072,6 +1111,7 @@ int hc_cache_write_clean(struct hc_cache *c, struct hc_cvol *v, uint64_t blk, co
 			s->evict = s->failed = s->taken = s->ahead = 0;
 			s->hint = HC_HINT_NONE;
 			s->state = S_CLEAN;
+			s->cseq = ++c->clean_seq;
 			hash_insert(c, i);
 			STAT_ADD(c, v, cached, 1);
 			memcpy(slot_data(c, i), buf, HC_BLOCK_SIZE);

@@ -130,6 +130,8 @@ uint64_t hc_cache_taken(struct hc_cache *c);
  */
 uint64_t hc_cache_writeahead(struct hc_cache *c);
 uint64_t hc_cache_max_blocks(const struct hc_cache *c);
+/* The pool slot holding blk of v, or -1 (tests: where blocks were put). */
+int64_t hc_cache_slot(struct hc_cache *c, struct hc_cvol *v, uint64_t blk);
 /* Writers of several blocks holding a ticket (waiting for slots, or served). */
 uint64_t hc_cache_ticketed_writers(struct hc_cache *c);
 

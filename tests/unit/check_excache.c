@@ -14,7 +14,8 @@
  * wait for slots served in FIFO order (write-backs held by a wb_submit hook
  * and released one block at a time), hints (what the hint hook said of a
  * block reaches its write-back, and any other change of its bytes clears
- * it), and a four-thread random stress
+ * it), runs of a write kept in consecutive slots, and a four-thread
+ * random stress
  * (with and without taken blocks kept) verified byte for byte against a
  * shadow copy.  Counters are checked against what each test did.
  */
@@ -1399,6 +1400,64 @@ START_TEST(test_hints)
 }
 END_TEST
 
+/*
+ * A writer of several blocks takes the slot after its previous block's when
+ * that one is clean and in the older half of the clean list, else the oldest
+ * clean slot (excache.c "Runs keep their slots together").
+ */
+START_TEST(test_run_slots_together)
+{
+	cache_open("sync", 64);
+	/*
+	 * Block 2s in slot s for s < 32 (not adjacent: each is written back
+	 * alone); the 32 free slots parked: none free.
+	 */
+	for (uint64_t b = 0; b < 32; b++)
+		cwrite_blocks(2 * b, 1, 50);
+	for (uint64_t b = 0; b < 32; b++)
+		ck_assert_int_eq(hc_cache_slot(F.c, &F.v, 2 * b), (int64_t)b);
+	ck_assert_int_eq(hc_cache_resize(F.c, 32), 0);
+	/* Slots cleaned oldest first: 5, 0..4, 6, 7, 9..31, and 8 last. */
+	uint64_t order[32], n = 0;
+	order[n++] = 5;
+	for (uint64_t b = 0; b < 32; b++)
+		if (b != 5 && b != 8)
+			order[n++] = b;
+	order[n++] = 8;
+	for (unsigned k = 0; k < 32; k++)
+		ck_assert_int_eq(hc_cache_flush_range(F.c, &F.v, 2 * order[k], 2 * order[k]), 0);
+	/*
+	 * Four new blocks in one write: the oldest (slot 5), then slots 6 and
+	 * 7 (old enough) rather than 0 and 1, and not slot 8 (the newest
+	 * clean block): the oldest again, slot 0.
+	 */
+	cwrite_blocks(100, 4, 51);
+	ck_assert_int_eq(hc_cache_slot(F.c, &F.v, 100), 5);
+	ck_assert_int_eq(hc_cache_slot(F.c, &F.v, 101), 6);
+	ck_assert_int_eq(hc_cache_slot(F.c, &F.v, 102), 7);
+	ck_assert_int_eq(hc_cache_slot(F.c, &F.v, 103), 0);
+	for (uint64_t s = 5; s <= 7; s++)
+		ck_assert_int_eq(hc_cache_slot(F.c, &F.v, 2 * s), -1);
+	ck_assert_int_eq(hc_cache_slot(F.c, &F.v, 0), -1);
+	ck_assert_int_eq(hc_cache_slot(F.c, &F.v, 16), 8);
+	ck_assert_int_eq(hc_cache_slot(F.c, &F.v, 2), 1);
+	/* Single-block writes take the oldest: slots 1 and 2. */
+	cwrite_blocks(200, 1, 52);
+	cwrite_blocks(300, 1, 52);
+	ck_assert_int_eq(hc_cache_slot(F.c, &F.v, 200), 1);
+	ck_assert_int_eq(hc_cache_slot(F.c, &F.v, 300), 2);
+	/* Nothing lost on the way. */
+	ck_assert_int_eq(hc_cache_flush(F.c, &F.v), 0);
+	for (uint64_t b = 0; b < 32; b++)
+		assert_file_block(2 * b, 50);
+	for (uint64_t b = 100; b < 104; b++)
+		assert_file_block(b, 51);
+	assert_file_block(200, 52);
+	assert_file_block(300, 52);
+	cache_close();
+}
+END_TEST
+
 static Suite *excache_suite(void)
 {
 	Suite *s = suite_create("excache");
@@ -1425,6 +1484,7 @@ static Suite *excache_suite(void)
 	tcase_add_loop_test(tc, test_eviction_counters_add_up, 0, 2);
 	tcase_add_loop_test(tc, test_resize, 0, 4);
 	tcase_add_test(tc, test_writeahead_adapts);
+	tcase_add_test(tc, test_run_slots_together);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("partial");
