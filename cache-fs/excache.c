@@ -92,6 +92,7 @@
  * in ticket order (hc_cache_write); a ticket is served once as many tickets
  * as precede it have finished, so one finished out of order never leaves a
  * waiter behind.
+ *
  * Hints.  The volume layer's write-back hook looks at every block it
  * stores (all zeros? its hash for dedup).  Looking at the slot then costs
  * a read from memory, and after random writes the slots of a run lie
@@ -906,11 +907,6 @@ static int read_block(struct hc_cache *c, struct hc_cvol *v, uint64_t blk, void 
 	return 0;
 }
 
-/*
- * Puts one block (or part of one) into the cache, dirty.  Called and returns
- * with the lock held; may drop it to wait or to read a partial block.
- * Returns 0 or a negative errno.
- */
 /* Records what is known of the bytes slot i holds now (NULL: nothing). */
 static void set_hint(struct hc_cache *c, uint32_t i, const struct hc_hint *h)
 {
@@ -920,9 +916,11 @@ static void set_hint(struct hc_cache *c, uint32_t i, const struct hc_hint *h)
 }
 
 /*
- * Admits block blk of v: blen bytes at boff from src (a whole block: h is
- * its hint or NULL).  *prev (if prev) is the slot the write's block before
- * took, NIL for none, and gets the slot this one takes.
+ * Puts block blk of v (or part of it: blen bytes at boff from src) into the
+ * cache, dirty; h is a whole block's hint or NULL.  *prev (if prev) is the
+ * slot the write's block before took, NIL for none, and gets this one's.
+ * Called and returns with the lock held; may drop it to wait or to read a
+ * partial block.  Returns 0 or a negative errno.
  */
 static int admit(struct hc_cache *c, struct hc_cvol *v, uint64_t blk, unsigned boff,
 		 const void *src, unsigned blen, const struct hc_hint *h, struct wbio **pend,
