@@ -1107,7 +1107,7 @@ int hc_cache_write_clean(struct hc_cache *c, struct hc_cvol *v, uint64_t blk, co
 			s->blk = blk;
 			s->vol = v->id;
 			s->evict = s->failed = s->taken = s->ahead = 0;
-			s->hint = HC_HINT_NONE;
+			set_hint(c, i, NULL);
 			s->state = S_CLEAN;
 			s->cseq = ++c->clean_seq;
 			hash_insert(c, i);
@@ -1276,7 +1276,7 @@ void hc_cache_zero_range(struct hc_cache *c, struct hc_cvol *v, uint64_t blk, un
 		pthread_cond_wait(&c->cond, &c->lock);
 	if (i != NIL) {
 		memset((char *)slot_data(c, i) + from, 0, to - from);
-		c->slots[i].hint = HC_HINT_NONE;
+		set_hint(c, i, NULL);
 	}
 	pthread_mutex_unlock(&c->lock);
 }
